@@ -1,13 +1,18 @@
-"""Compiles the pipeline for Vertex AI Pipelines (KubeflowV2DagRunner) into a JSON spec.
+"""Compiles the pipeline for Vertex AI Pipelines and, with --submit, starts a run there.
 
-    python vertex_runner.py --config configs/movielens_1m.yaml \
-        --image gcr.io/PROJECT/embedding-ranker:latest --output ranker_pipeline.json
+    python vertex_runner.py --config configs/vertex_movielens_1m.yaml \
+        --image us-docker.pkg.dev/PROJECT/ranker/pipeline:1 --output ranker_pipeline.json
+    python vertex_runner.py --config configs/vertex_movielens_1m.yaml --image ... --submit
 
-Compiling needs no credentials and no network. The graph is the one `local_runner.py`
-runs; Vertex brings its own ML Metadata store, so none is configured here.
+The graph is the one `local_runner.py` runs. The config's `vertex` section says where:
+project and region, the Trainer's machines (TPUs, GPUs or CPUs), Dataflow for the Beam
+components, and an optional Vertex AI Endpoint. Compiling needs no credentials and no
+network; submitting uses Application Default Credentials (`gcloud auth application-default
+login`). Vertex AI brings its own ML Metadata store, so none is configured here.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -18,29 +23,82 @@ runtime.configure()
 from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
 
 
-def compile_pipeline(config: config_lib.RunConfig, image: str, output_path: str) -> None:
+def with_overrides(config: config_lib.RunConfig, args: argparse.Namespace
+                   ) -> config_lib.RunConfig:
+  """The config with the Vertex settings given on the command line in place."""
+  if config.vertex is None:
+    return config
+  overrides = {name: getattr(args, name)
+               for name in ('project', 'region', 'image', 'service_account')
+               if getattr(args, name)}
+  return dataclasses.replace(config, vertex=dataclasses.replace(config.vertex, **overrides))
+
+
+def compile_pipeline(config: config_lib.RunConfig, output_path: str,
+                     enable_cache: bool = True) -> None:
+  """Writes the Vertex pipeline spec; raises ConfigError if the config cannot run there."""
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from pipeline import vertex as vertex_lib  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  vertex = vertex_lib.check(config)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+          default_image=vertex.image),
       output_filename=output_path)
-  runner.run(create_pipeline(config))
+  runner.run(create_pipeline(config, enable_cache=enable_cache, on_vertex=True))
+
+
+def submit(config: config_lib.RunConfig, spec_path: str, enable_cache: bool) -> str:
+  """Starts a run of the compiled spec on Vertex AI Pipelines; returns its resource name."""
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  vertex = config.vertex
+  aiplatform.init(project=vertex.project, location=vertex.region)
+  job = aiplatform.PipelineJob(
+      display_name=config.pipeline_name,
+      template_path=spec_path,
+      pipeline_root=config.paths.pipeline_root,
+      enable_caching=enable_cache,
+      project=vertex.project,
+      location=vertex.region)
+  job.submit(service_account=vertex.service_account)
+  return job.resource_name
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--config', required=True, help='run config (YAML)')
-  parser.add_argument('--image', required=True,
-                      help='container image with this project installed')
+  parser.add_argument('--config', required=True, help='run config (YAML) with a vertex section')
+  parser.add_argument('--image', help='pipeline image (overrides vertex.image)')
+  parser.add_argument('--project', help='GCP project (overrides vertex.project)')
+  parser.add_argument('--region', help='Vertex AI region (overrides vertex.region)')
+  parser.add_argument('--service-account', dest='service_account',
+                      help='service account the run uses (overrides vertex.service_account)')
   parser.add_argument('--output', default='pipeline.json', help='pipeline spec to write')
+  parser.add_argument('--submit', action='store_true',
+                      help='start a run on Vertex AI Pipelines after compiling')
+  parser.add_argument('--no-cache', action='store_true',
+                      help='rerun every component even when its inputs are unchanged')
   args = parser.parse_args(argv)
+  output = os.path.abspath(args.output)
   try:
-    config = config_lib.load_config(args.config)
+    config = with_overrides(config_lib.load_config(args.config), args)
+    compile_pipeline(config, output, enable_cache=not args.no_cache)
   except config_lib.ConfigError as e:
     print(f'vertex_runner.py: {e}', file=sys.stderr)
     return 2
-  compile_pipeline(config, args.image, os.path.abspath(args.output))
   print(f'wrote {args.output}')
+  if not args.submit:
+    return 0
+  # Imported here: compiling must work without the Google auth stack being usable.
+  from google.api_core import exceptions as api_exceptions  # pylint: disable=g-import-not-at-top
+  from google.auth import exceptions as auth_exceptions  # pylint: disable=g-import-not-at-top
+  try:
+    name = submit(config, output, enable_cache=not args.no_cache)
+  except (auth_exceptions.GoogleAuthError, api_exceptions.GoogleAPIError) as e:
+    print(f'vertex_runner.py: submitting to Vertex AI failed ({type(e).__name__}): {e}\n'
+          f'  The compiled spec is {args.output}; check `gcloud auth application-default '
+          'login`, the project and the region.', file=sys.stderr)
+    return 1
+  print(f'submitted {name}')
   return 0
 
 

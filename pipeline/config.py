@@ -18,6 +18,14 @@ SIDES = ('user', 'item')
 OPTIMIZERS = ('adagrad', 'adam', 'sgd')
 DIRECT_RUNNING_MODES = ('in_memory', 'multi_threading', 'multi_processing')
 LABEL_OPERATORS = ('>=', '>', '<=', '<', '==', '!=')
+# Vertex AI's accelerator types (google.cloud.aiplatform_v1.AcceleratorType; a test keeps
+# this list within the installed enum) for the Trainer's custom job.
+TPU_ACCELERATORS = ('TPU_V2', 'TPU_V3', 'TPU_V4_POD', 'TPU_V5_LITEPOD')
+GPU_ACCELERATORS = ('NVIDIA_TESLA_T4', 'NVIDIA_TESLA_V100', 'NVIDIA_TESLA_P100',
+                    'NVIDIA_TESLA_P4', 'NVIDIA_TESLA_A100', 'NVIDIA_A100_80GB', 'NVIDIA_L4',
+                    'NVIDIA_H100_80GB', 'NVIDIA_H100_MEGA_80GB', 'NVIDIA_H200_141GB')
+# Vertex machine types that come with their TPU chips (TPU VMs: v5e, v5p, v6e).
+TPU_VM_MACHINE_PREFIXES = ('ct5lp-', 'ct5p-', 'ct6e-')
 
 # Label tensor name in the transformed data; the raw columns keep their own names.
 LABEL_KEY = 'label'
@@ -149,6 +157,56 @@ class BeamConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexTrainerConfig:
+  """The machines of the Trainer's Vertex AI custom job."""
+  machine_type: str
+  accelerator_type: Optional[str]
+  accelerator_count: int
+  tpu_topology: Optional[str]
+  # 1 trains on one machine; N > 1 adds N - 1 identical workers (multi-worker strategy).
+  replica_count: int
+  # Defaults to the pipeline image; TPU jobs need one built with tensorflow-tpu.
+  image: Optional[str]
+
+  @property
+  def uses_tpu(self) -> bool:
+    return (self.accelerator_type in TPU_ACCELERATORS
+            or self.machine_type.startswith(TPU_VM_MACHINE_PREFIXES))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataflowConfig:
+  """Where the Beam components run on Google Cloud (Dataflow) instead of in their pod."""
+  temp_location: str
+  region: Optional[str]
+  machine_type: str
+  max_workers: int
+  disk_size_gb: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointConfig:
+  """A Vertex AI Endpoint the Pusher deploys the blessed model to."""
+  name: str
+  serving_image: str
+  machine_type: str
+  min_replicas: int
+  max_replicas: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexConfig:
+  """Google Cloud settings; only vertex_runner.py reads them."""
+  project: str
+  region: str
+  image: Optional[str]
+  service_account: Optional[str]
+  trainer: VertexTrainerConfig
+  dataflow: Optional[DataflowConfig]
+  endpoint: Optional[EndpointConfig]
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
   """A whole run, as described by one YAML file."""
   source: str
@@ -159,6 +217,7 @@ class RunConfig:
   evaluation: EvaluationConfig
   paths: PathsConfig
   beam: BeamConfig
+  vertex: Optional[VertexConfig] = None
 
   @property
   def model_inputs(self) -> ModelInputs:
@@ -224,6 +283,7 @@ _KIND_TEXT = {
     'number': 'a number',
     'bool': 'true or false',
     'str_list': 'a list of strings',
+    'any': 'a value',
 }
 
 
@@ -240,6 +300,8 @@ def _check_kind(value: Any, kind: str) -> Any:
     value = float(value) if ok else value
   elif kind == 'bool':
     ok = isinstance(value, bool)
+  elif kind == 'any':
+    ok = True
   elif kind == 'str_list':
     ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     value = tuple(value) if ok else value
@@ -401,6 +463,82 @@ def _parse_beam(top: _Section) -> BeamConfig:
   return beam
 
 
+def _parse_vertex_trainer(vertex: _Section) -> VertexTrainerConfig:
+  section = vertex.section('trainer', default={})
+  trainer = VertexTrainerConfig(
+      machine_type=section.get('machine_type', 'str', default='n1-standard-8'),
+      accelerator_type=section.get('accelerator_type', 'str', default=None),
+      accelerator_count=section.get('accelerator_count', 'positive_int', default=1),
+      tpu_topology=section.get('tpu_topology', 'str', default=None),
+      replica_count=section.get('replica_count', 'positive_int', default=1),
+      image=section.get('image', 'str', default=None))
+  section.finish()
+  accelerator = trainer.accelerator_type
+  if accelerator is not None and accelerator not in TPU_ACCELERATORS + GPU_ACCELERATORS:
+    raise section.error('accelerator_type', f'unknown accelerator {accelerator!r}; Vertex AI '
+                        f'offers {", ".join(TPU_ACCELERATORS + GPU_ACCELERATORS)}')
+  if trainer.machine_type == 'cloud-tpu' and accelerator not in TPU_ACCELERATORS:
+    raise section.error('accelerator_type', 'machine_type cloud-tpu needs a TPU accelerator '
+                        f'({", ".join(TPU_ACCELERATORS)}), got {accelerator!r}')
+  if accelerator in TPU_ACCELERATORS and trainer.machine_type != 'cloud-tpu':
+    raise section.error('machine_type', f'{accelerator} runs on machine_type cloud-tpu, '
+                        f'got {trainer.machine_type!r}')
+  if trainer.uses_tpu and trainer.replica_count != 1:
+    # One TPU host drives the whole slice; a bigger slice is a bigger topology.
+    raise section.error('replica_count', 'must be 1 on TPUs (choose a larger TPU instead), '
+                        f'got {trainer.replica_count}')
+  return trainer
+
+
+def _parse_dataflow(vertex: _Section) -> Optional[DataflowConfig]:
+  if vertex.get('dataflow', 'any', default=None) is None:
+    return None
+  section = vertex.section('dataflow')
+  dataflow = DataflowConfig(
+      temp_location=section.get('temp_location', 'str'),
+      region=section.get('region', 'str', default=None),
+      machine_type=section.get('machine_type', 'str', default='n1-standard-4'),
+      max_workers=section.get('max_workers', 'positive_int', default=4),
+      disk_size_gb=section.get('disk_size_gb', 'positive_int', default=None))
+  section.finish()
+  if not dataflow.temp_location.startswith('gs://'):
+    raise section.error('temp_location', f'must be a gs:// URI, got {dataflow.temp_location!r}')
+  return dataflow
+
+
+def _parse_endpoint(vertex: _Section) -> Optional[EndpointConfig]:
+  if vertex.get('endpoint', 'any', default=None) is None:
+    return None
+  section = vertex.section('endpoint')
+  endpoint = EndpointConfig(
+      name=section.get('name', 'str'),
+      serving_image=section.get('serving_image', 'str'),
+      machine_type=section.get('machine_type', 'str', default='n1-standard-2'),
+      min_replicas=section.get('min_replicas', 'positive_int', default=1),
+      max_replicas=section.get('max_replicas', 'positive_int', default=1))
+  section.finish()
+  if endpoint.max_replicas < endpoint.min_replicas:
+    raise section.error('max_replicas', f'must be at least min_replicas '
+                        f'({endpoint.min_replicas}), got {endpoint.max_replicas}')
+  return endpoint
+
+
+def _parse_vertex(top: _Section) -> Optional[VertexConfig]:
+  if top.get('vertex', 'any', default=None) is None:
+    return None
+  section = top.section('vertex')
+  vertex = VertexConfig(
+      project=section.get('project', 'str'),
+      region=section.get('region', 'str'),
+      image=section.get('image', 'str', default=None),
+      service_account=section.get('service_account', 'str', default=None),
+      trainer=_parse_vertex_trainer(section),
+      dataflow=_parse_dataflow(section),
+      endpoint=_parse_endpoint(section))
+  section.finish()
+  return vertex
+
+
 def parse_config(data: Any, source: str, base_dir: str) -> RunConfig:
   """Validates an already-loaded YAML document; `source` names it in errors."""
   top = _Section(source, '', data)
@@ -418,13 +556,13 @@ def parse_config(data: Any, source: str, base_dir: str) -> RunConfig:
       training=_parse_training(top),
       evaluation=_parse_evaluation(top, dataset),
       paths=_parse_paths(top, base_dir),
-      beam=_parse_beam(top))
+      beam=_parse_beam(top),
+      vertex=_parse_vertex(top))
   top.finish()
   return config
 
 
-def load_config(path: str) -> RunConfig:
-  """Reads and validates a run config; raises ConfigError naming the file and key."""
+def _read_yaml(path: str) -> Any:
   try:
     with open(path, encoding='utf-8') as f:
       text = f.read()
@@ -432,9 +570,56 @@ def load_config(path: str) -> RunConfig:
     raise ConfigError(path, '<file>', f'cannot be read: {e.strerror}') from None
   try:
     # safe_load refuses !!python/... tags, so a config can never run code.
-    data = yaml.safe_load(text)
+    return yaml.safe_load(text)
   except yaml.YAMLError as e:
     raise ConfigError(path, '<yaml>', f'is not valid YAML: {e}') from None
+
+
+def _merged(base: Any, override: Any) -> Any:
+  """`override` on top of `base`: mappings merge key by key, anything else replaces."""
+  if isinstance(base, dict) and isinstance(override, dict):
+    merged = dict(base)
+    for key, value in override.items():
+      merged[key] = _merged(base.get(key), value)
+    return merged
+  return override
+
+
+def _read_with_bases(path: str, chain: Tuple[str, ...] = ()) -> Any:
+  """The YAML document at `path` with the config it `extends` (recursively) underneath.
+
+  A base's relative paths are made absolute against the base's own directory first,
+  so that `paths` mean the same whichever file extends it.
+  """
+  path = os.path.abspath(path)
+  if path in chain:
+    raise ConfigError(chain[0], 'extends', 'forms a cycle: '
+                      + ' -> '.join(chain + (path,)))
+  data = _read_yaml(path)
+  if not isinstance(data, dict) or 'extends' not in data:
+    return data
+  data = dict(data)
+  base_name = data.pop('extends')
+  if not isinstance(base_name, str) or not base_name.strip():
+    raise ConfigError(path, 'extends', f'must be the path of another config, got '
+                      f'{_describe(base_name)}')
+  base_path = os.path.join(os.path.dirname(path), base_name)
+  if not os.path.exists(base_path):
+    raise ConfigError(path, 'extends', f'no such file: {base_path}')
+  base = _read_with_bases(base_path, chain + (path,))
+  if isinstance(base, dict) and isinstance(base.get('paths'), dict):
+    base_dir = os.path.dirname(os.path.abspath(base_path))
+    base = {**base, 'paths': {key: _resolve(base_dir, value) if isinstance(value, str)
+                              else value for key, value in base['paths'].items()}}
+  return _merged(base, data)
+
+
+def load_config(path: str) -> RunConfig:
+  """Reads and validates a run config; raises ConfigError naming the file and key.
+
+  A config may start with `extends: other.yaml` and give only what differs from it.
+  """
+  data = _read_with_bases(path)
   return parse_config(data, source=path, base_dir=os.path.dirname(os.path.abspath(path)))
 
 

@@ -16,6 +16,7 @@ from tfx import v1 as tfx
 from modules import trainer as trainer_module
 from pipeline import config as config_lib
 from pipeline import csv_example_gen
+from pipeline import vertex as vertex_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
@@ -104,6 +105,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
+    on_vertex: bool = False,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline a RunConfig describes.
 
@@ -114,7 +116,16 @@ def create_pipeline(
       (Vertex AI brings its own).
     beam_pipeline_args: Beam flags; defaults to those the config gives.
     enable_cache: reuse an earlier execution's outputs when inputs are unchanged.
+    on_vertex: build for Vertex AI Pipelines as `config.vertex` describes: the Trainer
+      a custom job, Beam on Dataflow if configured, the Pusher to an Endpoint if
+      configured, project paths as the pipeline image holds them.
+
+  Raises:
+    ConfigError: on_vertex with a config that cannot run there.
   """
+  if on_vertex:
+    vertex_lib.check(config)
+    config = vertex_lib.for_image(config)
   example_gen = _example_gen(config)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   if config.paths.schema:
@@ -135,7 +146,8 @@ def create_pipeline(
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config=module_config)
-  trainer = tfx.components.Trainer(
+  training = vertex_lib.training(config) if on_vertex else config.training
+  trainer_args = dict(
       run_fn=RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
@@ -143,8 +155,12 @@ def create_pipeline(
       # be a second, conflicting copy.
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config={**module_config,
-                     trainer_module.TRAINING_KEY: config.training.to_dict()})
+      custom_config={**module_config, trainer_module.TRAINING_KEY: training.to_dict()})
+  if on_vertex:
+    trainer_args['custom_config'].update(vertex_lib.trainer_custom_config(config.vertex))
+    trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)
+  else:
+    trainer = tfx.components.Trainer(**trainer_args)
   latest_blessed_model = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -156,12 +172,18 @@ def create_pipeline(
       baseline_model=latest_blessed_model.outputs['model'],
       example_splits=['eval'],
       eval_config=eval_config(config))
-  pusher = tfx.components.Pusher(
-      model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.paths.serving_dir)))
+  if on_vertex and config.vertex.endpoint:
+    pusher = tfx.extensions.google_cloud_ai_platform.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        custom_config=vertex_lib.pusher_custom_config(config.vertex))
+  else:
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.paths.serving_dir)))
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
@@ -170,5 +192,7 @@ def create_pipeline(
                   trainer, latest_blessed_model, evaluator, pusher],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
-                          else config.beam.pipeline_args()))
+      beam_pipeline_args=(
+          beam_pipeline_args if beam_pipeline_args is not None
+          else vertex_lib.beam_pipeline_args(config) if on_vertex
+          else config.beam.pipeline_args()))

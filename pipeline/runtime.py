@@ -13,3 +13,5 @@ def configure() -> None:
   # life; 3.10 is what TFX 1.16 supports, so the warning says nothing actionable.
   warnings.filterwarnings('ignore', category=FutureWarning, module=r'google(\.|$)')
   warnings.filterwarnings('ignore', message=r'.*Python version.*', category=FutureWarning)
+  # aiplatform nags about google-cloud-storage 3; the tested pins have 2.19.
+  warnings.filterwarnings('ignore', message=r'.*google-cloud-storage.*', category=FutureWarning)

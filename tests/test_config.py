@@ -209,3 +209,107 @@ def test_an_input_glob_matching_nothing_is_an_error(tmp_path):
   data['paths']['input'] = str(tmp_path / '*.csv')
   with pytest.raises(config_lib.ConfigError, match='paths.input: matches no files'):
     config_lib.check_inputs_exist(_parse(copy.deepcopy(data)))
+
+
+VERTEX_CONFIG = os.path.join(PROJECT_DIR, 'configs', 'vertex_movielens_1m.yaml')
+
+
+def _with_vertex(**vertex):
+  data = _sample_data()
+  data['vertex'] = {'project': 'p', 'region': 'us-central1', **vertex}
+  return data
+
+
+def test_the_vertex_config_extends_the_1m_config():
+  base = config_lib.load_config(os.path.join(PROJECT_DIR, 'configs', 'movielens_1m.yaml'))
+  config = config_lib.load_config(VERTEX_CONFIG)
+  assert config.features == base.features and config.training == base.training
+  # The base's relative schema path still points where the base meant it to.
+  assert config.paths.schema == base.paths.schema
+  assert config.paths.input == 'gs://my-bucket/movielens-1m/*.csv'
+  trainer = config.vertex.trainer
+  assert (trainer.machine_type, trainer.accelerator_type, trainer.accelerator_count) == (
+      'cloud-tpu', 'TPU_V3', 8)
+  assert trainer.uses_tpu and config.vertex.dataflow.max_workers == 8
+  assert config.vertex.endpoint is None
+
+
+def test_vertex_defaults_to_one_cpu_machine_and_no_dataflow():
+  vertex = _parse(_with_vertex()).vertex
+  assert vertex.trainer == config_lib.VertexTrainerConfig(
+      machine_type='n1-standard-8', accelerator_type=None, accelerator_count=1,
+      tpu_topology=None, replica_count=1, image=None)
+  assert not vertex.trainer.uses_tpu and vertex.dataflow is None
+  assert _parse(_sample_data()).vertex is None
+
+
+def test_tpu_vm_machine_types_are_tpus_without_an_accelerator_type():
+  trainer = _parse(_with_vertex(trainer={'machine_type': 'ct5lp-hightpu-4t',
+                                         'tpu_topology': '2x2'})).vertex.trainer
+  assert trainer.uses_tpu
+
+
+def test_offered_accelerators_are_vertex_ai_accelerators():
+  from google.cloud.aiplatform_v1.types import AcceleratorType  # pylint: disable=g-import-not-at-top
+  names = {a.name for a in AcceleratorType}
+  assert set(config_lib.TPU_ACCELERATORS + config_lib.GPU_ACCELERATORS) <= names
+
+
+@pytest.mark.parametrize('vertex, key, words', [
+    ({'region': None}, 'vertex.region', 'is required'),
+    ({'project': ''}, 'vertex.project', 'non-empty string'),
+    ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V9'}},
+     'vertex.trainer.accelerator_type', "unknown accelerator 'TPU_V9'; Vertex AI offers TPU_V2"),
+    ({'trainer': {'machine_type': 'cloud-tpu'}}, 'vertex.trainer.accelerator_type',
+     'needs a TPU accelerator'),
+    ({'trainer': {'machine_type': 'n1-standard-8', 'accelerator_type': 'TPU_V3'}},
+     'vertex.trainer.machine_type', 'runs on machine_type cloud-tpu'),
+    ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3',
+                  'replica_count': 2}}, 'vertex.trainer.replica_count', 'must be 1 on TPUs'),
+    ({'trainer': {'accelerator_count': 0}}, 'vertex.trainer.accelerator_count',
+     'positive integer'),
+    ({'trainer': {'gpus': 2}}, 'vertex.trainer.gpus', 'unknown key'),
+    ({'dataflow': {'max_workers': 4}}, 'vertex.dataflow.temp_location', 'is required'),
+    ({'dataflow': {'temp_location': '/tmp/x'}}, 'vertex.dataflow.temp_location',
+     'gs:// URI'),
+    ({'endpoint': {'name': 'e'}}, 'vertex.endpoint.serving_image', 'is required'),
+    ({'endpoint': {'name': 'e', 'serving_image': 'i', 'min_replicas': 3,
+                   'max_replicas': 2}}, 'vertex.endpoint.max_replicas', 'at least'),
+    ({'zone': 'us-central1-a'}, 'vertex.zone', 'unknown key'),
+])
+def test_bad_vertex_settings_name_their_key(vertex, key, words):
+  error = _error(_with_vertex(**vertex))
+  assert error.key == key, str(error)
+  assert words in str(error)
+
+
+def test_extends_overrides_key_by_key_and_resolves_each_files_paths(tmp_path):
+  base_dir = tmp_path / 'base'
+  base_dir.mkdir()
+  data = _sample_data()
+  data['paths'] = {'input': 'data/*.csv', 'output_root': 'out'}
+  (base_dir / 'base.yaml').write_text(yaml.safe_dump(data))
+  child = tmp_path / 'child.yaml'
+  child.write_text('extends: base/base.yaml\n'
+                   'training: {epochs: 3}\n'
+                   'paths: {output_root: elsewhere}\n')
+  config = config_lib.load_config(str(child))
+  assert config.training.epochs == 3 and config.training.learning_rate == 0.5
+  assert config.paths.input == str(base_dir / 'data' / '*.csv')
+  assert config.paths.output_root == str(tmp_path / 'elsewhere')
+  assert config.pipeline_name == 'movielens-sample'
+
+
+def test_extends_errors_name_the_file(tmp_path):
+  missing = tmp_path / 'a.yaml'
+  missing.write_text('extends: nowhere.yaml\n')
+  with pytest.raises(config_lib.ConfigError, match=f'{missing}: extends: no such file'):
+    config_lib.load_config(str(missing))
+  loop = tmp_path / 'loop.yaml'
+  loop.write_text('extends: loop.yaml\n')
+  with pytest.raises(config_lib.ConfigError, match='extends: forms a cycle'):
+    config_lib.load_config(str(loop))
+  bad = tmp_path / 'bad.yaml'
+  bad.write_text('extends: [1]\n')
+  with pytest.raises(config_lib.ConfigError, match='extends: must be the path'):
+    config_lib.load_config(str(bad))

@@ -1,38 +1,197 @@
-"""vertex_runner.py compiles the same pipeline offline, with no GCP credentials."""
+"""vertex_runner.py compiles the pipeline for Vertex AI offline; the spec says what will run.
+
+The assertions read the compiled pipeline JSON (what Vertex AI Pipelines executes), not
+the Python objects that produced it.
+"""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
+import pytest
+import yaml
+
 from conftest import PROJECT_DIR
+from pipeline import vertex as vertex_lib
+import vertex_runner
+
+VERTEX_CONFIG = os.path.join(PROJECT_DIR, 'configs', 'vertex_movielens_1m.yaml')
+IMAGE = 'us-docker.pkg.dev/my-gcp-project/ranker/pipeline:1.0'
+TPU_IMAGE = 'us-docker.pkg.dev/my-gcp-project/ranker/pipeline-tpu:1.0'
+BEAM_COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+                   'Transform', 'Evaluator')
 
 
-def _compile(tmp_path, *args):
-  return subprocess.run(
-      [sys.executable, os.path.join(PROJECT_DIR, 'vertex_runner.py'), *args],
+def _variant(tmp_path, **overrides) -> str:
+  """A config extending the shipped Vertex config with `overrides` on top."""
+  path = tmp_path / 'variant.yaml'
+  path.write_text(yaml.safe_dump({'extends': VERTEX_CONFIG, **overrides}))
+  return str(path)
+
+
+def _compile(tmp_path, config_path, *flags):
+  output = tmp_path / 'pipeline.json'
+  code = vertex_runner.main(['--config', config_path, '--output', str(output), *flags])
+  return code, (json.loads(output.read_text()) if code == 0 else None)
+
+
+def _tasks(spec):
+  return spec['pipelineSpec']['root']['dag']['tasks']
+
+
+def _parameter(spec, task, name):
+  value = _tasks(spec)[task]['inputs']['parameters'][name]['runtimeValue']['constantValue']
+  return value['stringValue']
+
+
+def _executor(spec, task):
+  return spec['pipelineSpec']['deploymentSpec']['executors'][f'{task}_executor']['container']
+
+
+@pytest.fixture(scope='module')
+def tpu_spec(tmp_path_factory):
+  code, spec = _compile(tmp_path_factory.mktemp('tpu'), VERTEX_CONFIG)
+  assert code == 0
+  return spec
+
+
+def test_every_component_runs_after_what_it_reads(tpu_spec):
+  tasks = _tasks(tpu_spec)
+  depends = {name: set(task.get('dependentTasks', [])) for name, task in tasks.items()}
+  assert depends['CsvExampleGen'] == set() and depends['ImportSchemaGen'] == set()
+  assert depends['StatisticsGen'] == {'CsvExampleGen'}
+  assert depends['ExampleValidator'] == {'StatisticsGen', 'ImportSchemaGen'}
+  assert depends['Transform'] == {'CsvExampleGen', 'ImportSchemaGen'}
+  assert depends['Trainer'] == {'Transform'}
+  assert {'Trainer', 'CsvExampleGen'} < depends['Evaluator']
+  assert any(name.startswith('latest_blessed_model_resolver') for name in depends['Evaluator'])
+  assert depends['Pusher'] == {'Trainer', 'Evaluator'}
+
+
+def test_the_trainer_is_a_tpu_custom_job_told_to_use_its_tpu(tpu_spec):
+  assert _executor(tpu_spec, 'Trainer')['args'][1] == (
+      'tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor')
+  custom_config = json.loads(_parameter(tpu_spec, 'Trainer', 'custom_config'))
+  assert custom_config['ai_platform_enable_vertex'] is True
+  assert custom_config['ai_platform_vertex_region'] == 'us-central1'
+  job = custom_config['ai_platform_training_args']
+  assert job['project'] == 'my-gcp-project'
+  assert job['job_spec']['worker_pool_specs'] == [{
+      'machine_spec': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3',
+                       'accelerator_count': 8},
+      'replica_count': 1,
+      'container_spec': {'image_uri': TPU_IMAGE}}]
+  assert custom_config['training']['tpu'] == 'local'
+  assert custom_config['training']['batch_size'] == 1024
+  assert _parameter(tpu_spec, 'Trainer', 'run_fn') == 'modules.trainer.run_fn'
+
+
+def test_beam_components_run_on_dataflow_in_the_pipeline_image(tpu_spec):
+  for component in BEAM_COMPONENTS:
+    container = _executor(tpu_spec, component)
+    assert container['image'] == IMAGE
+    args = container['args']
+    assert '--runner=DataflowRunner' in args, component
+    assert {'--project=my-gcp-project', '--region=us-central1',
+            '--temp_location=gs://my-bucket/dataflow-tmp', '--machine_type=n1-standard-4',
+            '--max_num_workers=8', f'--sdk_container_image={IMAGE}'} <= set(args)
+
+
+def test_artifacts_go_under_the_gcs_root_and_project_files_come_from_the_image(tpu_spec):
+  assert tpu_spec['runtimeConfig']['gcsOutputDirectory'] == (
+      'gs://my-bucket/ranker/movielens-1m/pipeline_root')
+  assert tpu_spec['displayName'] == 'movielens-1m'
+  assert _parameter(tpu_spec, 'ImportSchemaGen', 'schema_file') == (
+      f'{vertex_lib.IMAGE_PROJECT_DIR}/configs/schema/movielens_ratings.pbtxt')
+  assert _parameter(tpu_spec, 'CsvExampleGen', 'input_base') == 'gs://my-bucket/movielens-1m'
+  push = json.loads(_parameter(tpu_spec, 'Pusher', 'push_destination'))
+  assert push == {'filesystem': {'base_directory': 'gs://my-bucket/ranker/movielens-1m/serving'}}
+
+
+def test_gpu_workers_without_dataflow_and_an_endpoint(tmp_path):
+  config = _variant(tmp_path, vertex={
+      'trainer': {'machine_type': 'n1-standard-8', 'accelerator_type': 'NVIDIA_TESLA_T4',
+                  'accelerator_count': 2, 'replica_count': 3, 'image': None},
+      'dataflow': None,
+      'service_account': 'runner@my-gcp-project.iam.gserviceaccount.com',
+      'endpoint': {'name': 'ranker', 'serving_image': 'serving:1', 'max_replicas': 2}})
+  code, spec = _compile(tmp_path, config, '--image', 'gcr.io/other/image:2')
+  assert code == 0
+  custom_config = json.loads(_parameter(spec, 'Trainer', 'custom_config'))
+  job_spec = custom_config['ai_platform_training_args']['job_spec']
+  pools = job_spec['worker_pool_specs']
+  assert [pool['replica_count'] for pool in pools] == [1, 2]
+  assert pools[1]['machine_spec'] == {'machine_type': 'n1-standard-8',
+                                      'accelerator_type': 'NVIDIA_TESLA_T4',
+                                      'accelerator_count': 2}
+  # --image replaces the config's, and without its own the Trainer uses it too.
+  assert pools[0]['container_spec'] == {'image_uri': 'gcr.io/other/image:2'}
+  assert job_spec['service_account'] == 'runner@my-gcp-project.iam.gserviceaccount.com'
+  assert custom_config['training']['tpu'] == ''
+  # No Dataflow: Beam runs in each component's own container, as the config's beam says.
+  args = _executor(spec, 'Transform')['args']
+  assert '--direct_running_mode=multi_processing' in args
+  assert not any(arg.startswith('--runner') for arg in args)
+  assert _executor(spec, 'Pusher')['args'][1] == (
+      'tfx.extensions.google_cloud_ai_platform.pusher.executor.Executor')
+  pusher_config = json.loads(_parameter(spec, 'Pusher', 'custom_config'))
+  assert pusher_config['ai_platform_vertex_container_image_uri'] == 'serving:1'
+  assert pusher_config['ai_platform_serving_args'] == {
+      'project_id': 'my-gcp-project', 'endpoint_name': 'ranker',
+      'machine_type': 'n1-standard-2', 'min_replica_count': 1, 'max_replica_count': 2}
+
+
+def test_flags_override_project_and_region(tmp_path):
+  code, spec = _compile(tmp_path, VERTEX_CONFIG, '--project', 'prod-project',
+                        '--region', 'europe-west4')
+  assert code == 0
+  custom_config = json.loads(_parameter(spec, 'Trainer', 'custom_config'))
+  assert custom_config['ai_platform_training_args']['project'] == 'prod-project'
+  assert custom_config['ai_platform_vertex_region'] == 'europe-west4'
+  assert '--region=europe-west4' in _executor(spec, 'Transform')['args']
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'vertex': {'region': None}}, 'vertex.region: is required'),
+    ({'vertex': {'trainer': {'accelerator_type': 'TPU_V9'}}},
+     "vertex.trainer.accelerator_type: unknown accelerator 'TPU_V9'; Vertex AI offers"),
+    ({'vertex': {'image': None, 'trainer': {'image': None}}},
+     'vertex.image: is required (the pipeline image built from the Dockerfile)'),
+    ({'paths': {'output_root': '/tmp/ranker'}}, 'paths.output_root: must be a gs:// URI'),
+    ({'paths': {'input': '/srv/ratings/*.csv'}},
+     'paths.input: /srv/ratings/*.csv is neither a gs:// URI nor inside the project'),
+    ({'vertex': None}, 'vertex: is required to run on Vertex AI'),
+])
+def test_a_config_that_cannot_run_on_vertex_is_refused_by_key(tmp_path, capsys, overrides,
+                                                               message):
+  config = _variant(tmp_path, **overrides)
+  code, _ = _compile(tmp_path, config)
+  assert code == 2
+  assert f'vertex_runner.py: {config}: {message}' in capsys.readouterr().err
+  assert not (tmp_path / 'pipeline.json').exists()
+
+
+def test_submitting_without_credentials_fails_cleanly_after_compiling(tmp_path):
+  output = tmp_path / 'pipeline.json'
+  result = subprocess.run(
+      [sys.executable, os.path.join(PROJECT_DIR, 'vertex_runner.py'), '--config',
+       VERTEX_CONFIG, '--output', str(output), '--submit'],
       capture_output=True, text=True, timeout=300, check=False,
       env={**os.environ, 'GOOGLE_APPLICATION_CREDENTIALS': str(tmp_path / 'none.json')})
+  assert result.returncode == 1, result.stderr
+  assert 'submitting to Vertex AI failed (DefaultCredentialsError)' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert json.loads(output.read_text())['displayName'] == 'movielens-1m'
 
 
-def test_compiles_every_component_with_the_image(tmp_path):
-  output = tmp_path / 'pipeline.json'
-  result = _compile(tmp_path, '--config', os.path.join(PROJECT_DIR, 'configs',
-                                                        'movielens_1m.yaml'),
-                    '--image', 'gcr.io/my-project/ranker:1', '--output', str(output))
-  assert result.returncode == 0, result.stderr
-  spec = json.loads(output.read_text())['pipelineSpec']
-  tasks = set(spec['root']['dag']['tasks'])
-  assert {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-          'Transform', 'Trainer', 'Evaluator', 'Pusher'} <= tasks
-  images = {executor['container']['image']
-            for executor in spec['deploymentSpec']['executors'].values()
-            if 'container' in executor}
-  assert images == {'gcr.io/my-project/ranker:1'}
-
-
-def test_a_bad_config_fails_with_its_key(tmp_path):
-  config = tmp_path / 'bad.yaml'
-  config.write_text('pipeline_name: x\n')
-  result = _compile(tmp_path, '--config', str(config), '--image', 'i')
-  assert result.returncode == 2 and f'{config}: dataset: is required' in result.stderr
+def test_the_dockerfile_builds_on_the_pinned_versions():
+  with open(os.path.join(PROJECT_DIR, 'Dockerfile')) as f:
+    dockerfile = f.read()
+  with open(os.path.join(PROJECT_DIR, 'requirements.txt')) as f:
+    pins = dict(re.findall(r'^([\w-]+)(?:\[[\w,]+\])?==(\S+)$', f.read(), re.MULTILINE))
+  assert f'FROM gcr.io/tfx-oss-public/tfx:{pins["tfx"]}\n' in dockerfile
+  assert f'tensorflow-tpu=={pins["tensorflow"]} ' in dockerfile
+  assert f'WORKDIR {vertex_lib.IMAGE_PROJECT_DIR}\n' in dockerfile
+  assert 'ENV TF_USE_LEGACY_KERAS=1\n' in dockerfile

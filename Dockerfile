@@ -1,0 +1,36 @@
+# The pipeline image for Vertex AI: TFX's own image with this project installed, so that
+# every component (and Dataflow workers, via --sdk_container_image) can import
+# modules.preprocessing and modules.trainer.
+#
+#   docker build -t REGION-docker.pkg.dev/PROJECT/ranker/pipeline:1.0 .
+#   docker build --build-arg ACCELERATOR=tpu -t REGION-docker.pkg.dev/PROJECT/ranker/pipeline-tpu:1.0 .
+#
+# The TFX version must match requirements.txt (tests/test_vertex_runner.py checks it).
+FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+# cpu (also fine for GPU machines: the TFX image's TensorFlow is CUDA-enabled) or tpu.
+ARG ACCELERATOR=cpu
+
+WORKDIR /pipeline
+ENV TF_USE_LEGACY_KERAS=1
+
+# The exact versions CI tested, whatever the base image happens to carry.
+COPY requirements.txt constraints.txt ./
+RUN pip install --no-cache-dir -c constraints.txt -r requirements.txt
+
+# TPU VMs need TensorFlow built for TPUs and the matching libtpu, which Google publishes
+# outside PyPI. tensorflow-tpu replaces tensorflow (same modules, same version).
+RUN if [ "$ACCELERATOR" = "tpu" ]; then \
+      pip uninstall -y tensorflow && \
+      pip install --no-cache-dir --no-deps tensorflow-tpu==2.16.2 libtpu==2.16.0rc0 \
+        -f https://storage.googleapis.com/libtpu-tf-releases/index.html; \
+    elif [ "$ACCELERATOR" != "cpu" ]; then \
+      echo "ACCELERATOR must be cpu or tpu, got $ACCELERATOR" >&2; exit 1; \
+    fi
+
+COPY setup.py ./
+COPY pipeline/ pipeline/
+COPY modules/ modules/
+COPY configs/ configs/
+COPY data/sample/ data/sample/
+RUN pip install --no-cache-dir --no-deps -e .

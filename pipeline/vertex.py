@@ -1,0 +1,147 @@
+"""What a config's `vertex` section means to TFX's Google Cloud components.
+
+The pipeline graph is the one `local_runner.py` runs; on Vertex AI Pipelines the Trainer
+becomes a Vertex custom job on the configured machines, the Beam components may run on
+Dataflow, and the Pusher may deploy to a Vertex AI Endpoint. Everything here is plain
+data: nothing needs credentials or network until the pipeline is submitted.
+"""
+
+import dataclasses
+import os
+from typing import Any, Dict, List
+
+from tfx.v1.extensions import google_cloud_ai_platform as vertex_ext
+
+from pipeline import config as config_lib
+
+# The Dockerfile's WORKDIR: where the project, its configs and schema live in the image.
+IMAGE_PROJECT_DIR = '/pipeline'
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _is_uri(path: str) -> bool:
+  return '://' in path
+
+
+def in_image(path: str) -> str:
+  """A path inside this project, as the pipeline image sees it; URIs are unchanged."""
+  if _is_uri(path):
+    return path
+  relative = os.path.relpath(os.path.abspath(path), _PROJECT_DIR)
+  if relative.startswith('..'):
+    raise ValueError(f'{path} is outside the project, so the image does not have it')
+  return f'{IMAGE_PROJECT_DIR}/{relative}'
+
+
+def check(config: config_lib.RunConfig) -> config_lib.VertexConfig:
+  """The config's Vertex settings, once everything a Vertex run needs is there.
+
+  Raises ConfigError naming the key: containers on Vertex see only Cloud Storage and
+  the files baked into the image, so local paths outside the project cannot work.
+  """
+  def error(key: str, problem: str) -> config_lib.ConfigError:
+    return config_lib.ConfigError(config.source, key, problem)
+
+  vertex = config.vertex
+  if vertex is None:
+    raise error('vertex', 'is required to run on Vertex AI (project, region, trainer '
+                'machines); see configs/vertex_movielens_1m.yaml')
+  if not vertex.image:
+    raise error('vertex.image', 'is required (the pipeline image built from the '
+                'Dockerfile): set it in the config or pass --image')
+  if not config.paths.output_root.startswith('gs://'):
+    raise error('paths.output_root', 'must be a gs:// URI on Vertex AI (the pipeline '
+                f'root of every artifact), got {config.paths.output_root!r}')
+  if vertex.endpoint is None and not config.paths.serving_dir.startswith('gs://'):
+    raise error('paths.serving_dir', 'must be a gs:// URI on Vertex AI (or configure '
+                f'vertex.endpoint), got {config.paths.serving_dir!r}')
+  for key, path in (('paths.input', config.paths.input), ('paths.schema', config.paths.schema)):
+    if path is None:
+      continue
+    try:
+      in_image(path)
+    except ValueError:
+      raise error(key, f'{path} is neither a gs:// URI nor inside the project (which '
+                  'the image holds)') from None
+  return vertex
+
+
+def for_image(config: config_lib.RunConfig) -> config_lib.RunConfig:
+  """The config with its project-relative paths rewritten to the image's."""
+  paths = dataclasses.replace(
+      config.paths, input=in_image(config.paths.input),
+      schema=in_image(config.paths.schema) if config.paths.schema else None)
+  return dataclasses.replace(config, paths=paths)
+
+
+def training(config: config_lib.RunConfig) -> config_lib.TrainingConfig:
+  """Training options for the custom job: whether there is a TPU follows from its
+  machines. On Vertex the TPU is attached to the training VM itself, hence 'local'."""
+  tpu = 'local' if config.vertex.trainer.uses_tpu else ''
+  return dataclasses.replace(config.training, tpu=tpu)
+
+
+def trainer_custom_config(vertex: config_lib.VertexConfig) -> Dict[str, Any]:
+  """custom_config entries that make the Trainer a Vertex AI custom job."""
+  trainer = vertex.trainer
+  machine_spec: Dict[str, Any] = {'machine_type': trainer.machine_type}
+  if trainer.accelerator_type:
+    machine_spec['accelerator_type'] = trainer.accelerator_type
+    machine_spec['accelerator_count'] = trainer.accelerator_count
+  if trainer.tpu_topology:
+    machine_spec['tpu_topology'] = trainer.tpu_topology
+  chief = {'machine_spec': machine_spec, 'replica_count': 1,
+           'container_spec': {'image_uri': trainer.image or vertex.image}}
+  # Vertex sets TF_CONFIG from the pools: the first is the chief, the second its workers.
+  pools = [chief]
+  if trainer.replica_count > 1:
+    pools.append({**chief, 'replica_count': trainer.replica_count - 1})
+  job_spec: Dict[str, Any] = {'worker_pool_specs': pools}
+  if vertex.service_account:
+    job_spec['service_account'] = vertex.service_account
+  return {
+      vertex_ext.ENABLE_VERTEX_KEY: True,
+      vertex_ext.VERTEX_REGION_KEY: vertex.region,
+      vertex_ext.TRAINING_ARGS_KEY: {'project': vertex.project, 'job_spec': job_spec},
+  }
+
+
+def pusher_custom_config(vertex: config_lib.VertexConfig) -> Dict[str, Any]:
+  """custom_config of the Pusher that deploys to the configured Vertex AI Endpoint."""
+  endpoint = vertex.endpoint
+  return {
+      vertex_ext.ENABLE_VERTEX_KEY: True,
+      vertex_ext.VERTEX_REGION_KEY: vertex.region,
+      vertex_ext.VERTEX_CONTAINER_IMAGE_URI_KEY: endpoint.serving_image,
+      vertex_ext.SERVING_ARGS_KEY: {
+          'project_id': vertex.project,
+          'endpoint_name': endpoint.name,
+          'machine_type': endpoint.machine_type,
+          'min_replica_count': endpoint.min_replicas,
+          'max_replica_count': endpoint.max_replicas,
+      },
+  }
+
+
+def beam_pipeline_args(config: config_lib.RunConfig) -> List[str]:
+  """Dataflow when configured; otherwise Beam's DirectRunner inside each component's pod."""
+  vertex = config.vertex
+  dataflow = vertex.dataflow
+  if dataflow is None:
+    return config.beam.pipeline_args()
+  args = [
+      '--runner=DataflowRunner',
+      f'--project={vertex.project}',
+      f'--region={dataflow.region or vertex.region}',
+      f'--temp_location={dataflow.temp_location}',
+      f'--machine_type={dataflow.machine_type}',
+      f'--max_num_workers={dataflow.max_workers}',
+      # Workers import the preprocessing module, so they run the pipeline image too.
+      f'--sdk_container_image={vertex.image}',
+      '--experiments=use_runner_v2',
+  ]
+  if dataflow.disk_size_gb:
+    args.append(f'--disk_size_gb={dataflow.disk_size_gb}')
+  if vertex.service_account:
+    args.append(f'--service_account_email={vertex.service_account}')
+  return args + list(config.beam.extra_args)

@@ -20,4 +20,5 @@ setuptools.setup(
         'PyYAML>=6',
     ],
     extras_require={'test': ['pytest']},
+    entry_points={'console_scripts': ['ranker-inspect = pipeline.inspect:main']},
 )

@@ -265,6 +265,11 @@ class _Section:
       value = default
     return _Section(self.source, self.path(name), value)
 
+  def optional_section(self, name: str) -> Optional['_Section']:
+    """The named mapping, or None when the key is absent or null."""
+    self._allowed.add(name)
+    return None if self._values.get(name) is None else self.section(name)
+
   def items(self):
     return self._values.items()
 
@@ -283,7 +288,6 @@ _KIND_TEXT = {
     'number': 'a number',
     'bool': 'true or false',
     'str_list': 'a list of strings',
-    'any': 'a value',
 }
 
 
@@ -300,8 +304,6 @@ def _check_kind(value: Any, kind: str) -> Any:
     value = float(value) if ok else value
   elif kind == 'bool':
     ok = isinstance(value, bool)
-  elif kind == 'any':
-    ok = True
   elif kind == 'str_list':
     ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     value = tuple(value) if ok else value
@@ -491,9 +493,9 @@ def _parse_vertex_trainer(vertex: _Section) -> VertexTrainerConfig:
 
 
 def _parse_dataflow(vertex: _Section) -> Optional[DataflowConfig]:
-  if vertex.get('dataflow', 'any', default=None) is None:
+  section = vertex.optional_section('dataflow')
+  if section is None:
     return None
-  section = vertex.section('dataflow')
   dataflow = DataflowConfig(
       temp_location=section.get('temp_location', 'str'),
       region=section.get('region', 'str', default=None),
@@ -507,9 +509,9 @@ def _parse_dataflow(vertex: _Section) -> Optional[DataflowConfig]:
 
 
 def _parse_endpoint(vertex: _Section) -> Optional[EndpointConfig]:
-  if vertex.get('endpoint', 'any', default=None) is None:
+  section = vertex.optional_section('endpoint')
+  if section is None:
     return None
-  section = vertex.section('endpoint')
   endpoint = EndpointConfig(
       name=section.get('name', 'str'),
       serving_image=section.get('serving_image', 'str'),
@@ -524,9 +526,9 @@ def _parse_endpoint(vertex: _Section) -> Optional[EndpointConfig]:
 
 
 def _parse_vertex(top: _Section) -> Optional[VertexConfig]:
-  if top.get('vertex', 'any', default=None) is None:
+  section = top.optional_section('vertex')
+  if section is None:
     return None
-  section = top.section('vertex')
   vertex = VertexConfig(
       project=section.get('project', 'str'),
       region=section.get('region', 'str'),

@@ -1,7 +1,12 @@
-"""Shared test set-up: the process settings of the runners, and paths to test data."""
+"""Shared test set-up: the process settings of the runners, paths to test data, and the
+real pipeline runs that several test modules read."""
 
+import dataclasses
 import os
+import random
 import sys
+
+import pytest
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
@@ -13,3 +18,42 @@ runtime.configure()
 # Real MovieLens copies live beside the project, never inside it (their licence).
 SHARED_DATA_DIR = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'data')
 SAMPLE_CONFIG = os.path.join(PROJECT_DIR, 'configs', 'sample.yaml')
+
+
+def _run_pipeline(config):
+  # Imported here: collecting the quick tests should not need TFX.
+  import local_runner  # pylint: disable=g-import-not-at-top
+  from mlmd import RunRecord  # pylint: disable=g-import-not-at-top
+  local_runner.validate(config)
+  local_runner.run(config)
+  return config, RunRecord(config.paths.metadata_path, config.pipeline_name)
+
+
+@pytest.fixture(scope='session')
+def sample_run(tmp_path_factory):
+  """One real run of the whole pipeline on the shipped sample: (config, RunRecord)."""
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('sample_run')
+  return _run_pipeline(config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
+                                                   str(root)))
+
+
+@pytest.fixture(scope='session')
+def shuffled_run(tmp_path_factory):
+  """The pipeline on the sample with its ratings shuffled across rows: nothing to learn."""
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('shuffled_run')
+  with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
+    header, *lines = f.read().splitlines()
+  rows = [line.split(',') for line in lines]
+  ratings = [row[2] for row in rows]
+  random.Random(7).shuffle(ratings)
+  data_dir = root / 'shuffled'
+  data_dir.mkdir()
+  (data_dir / 'ratings.csv').write_text('\n'.join(
+      [header] + [','.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
+  config = config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
+                                       str(root / 'out'))
+  config = dataclasses.replace(config, paths=dataclasses.replace(
+      config.paths, input=str(data_dir / '*.csv')))
+  return _run_pipeline(config)

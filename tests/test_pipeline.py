@@ -1,9 +1,7 @@
 """The pipeline on the shipped sample, run for real with LocalDagRunner, checked from ML Metadata."""
 
-import dataclasses
 import gzip
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -15,7 +13,6 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 import local_runner
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
-from mlmd import RunRecord
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
@@ -92,20 +89,6 @@ def test_local_runner_refuses_input_without_the_configured_columns(tmp_path):
   assert result.returncode == 2
   assert 'lacks the configured column(s) userId, movieId' in result.stderr
   assert not (tmp_path / 'out').exists()
-
-
-def _run_pipeline(config):
-  local_runner.validate(config)
-  local_runner.run(config)
-  return config, RunRecord(config.paths.metadata_path, config.pipeline_name)
-
-
-@pytest.fixture(scope='module')
-def sample_run(tmp_path_factory):
-  """One real run of the whole pipeline on the shipped sample."""
-  root = tmp_path_factory.mktemp('sample_run')
-  return _run_pipeline(config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
-                                                   str(root)))
 
 
 def _only_execution(record, component):
@@ -260,21 +243,8 @@ def test_a_second_run_reuses_cached_components(sample_run):
 
 
 @pytest.mark.slow
-def test_a_model_trained_on_shuffled_labels_is_not_blessed_nor_pushed(tmp_path):
-  with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
-    header, *lines = f.read().splitlines()
-  rows = [line.split(',') for line in lines]
-  ratings = [row[2] for row in rows]
-  random.Random(7).shuffle(ratings)
-  data_dir = tmp_path / 'shuffled'
-  data_dir.mkdir()
-  (data_dir / 'ratings.csv').write_text('\n'.join(
-      [header] + [','.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
-  config = config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
-                                       str(tmp_path / 'out'))
-  config = dataclasses.replace(config, paths=dataclasses.replace(
-      config.paths, input=str(data_dir / '*.csv')))
-  _, record = _run_pipeline(config)
+def test_a_model_trained_on_shuffled_labels_is_not_blessed_nor_pushed(shuffled_run):
+  config, record = shuffled_run
   assert not _blessed(record)
   assert _pushed(record).custom_properties['pushed'].int_value == 0
   assert not os.path.exists(config.paths.serving_dir) or not os.listdir(

@@ -1,0 +1,167 @@
+"""What is inside the artifacts people look at: statistics, anomalies, training history,
+evaluation metrics and validation, and a SavedModel's signatures, as plain data.
+
+Local files are read directly; TensorFlow (for gs:// paths) and TFMA are imported only
+when needed, so that listing runs stays quick.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+
+def _read_bytes(path: str) -> bytes:
+  if '://' in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      return f.read()
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def _list_dir(path: str) -> List[str]:
+  if '://' in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
+  return os.listdir(path) if os.path.isdir(path) else []
+
+
+def _splits(uri: str) -> List[str]:
+  return sorted(name[len('Split-'):] for name in _list_dir(uri) if name.startswith('Split-'))
+
+
+def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
+                     num_examples: int) -> Dict[str, Any]:
+  kind = feature.WhichOneof('stats')
+  stats = getattr(feature, kind)
+  common = stats.common_stats
+  summary = {
+      'type': statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
+      'present': common.num_non_missing,
+      'missing': common.num_missing,
+      'missing_share': common.num_missing / num_examples if num_examples else 0.0,
+  }
+  if kind == 'num_stats':
+    summary.update(mean=stats.mean, std_dev=stats.std_dev, min=stats.min, max=stats.max,
+                   zeros=stats.num_zeros)
+  elif kind == 'string_stats':
+    summary.update(unique=stats.unique,
+                   top_values=[(v.value, v.frequency) for v in stats.top_values[:5]])
+  return summary
+
+
+def statistics(uri: str) -> Dict[str, Dict[str, Any]]:
+  """Per split: the example count and a summary of each feature."""
+  result = {}
+  for split in _splits(uri):
+    stats_list = statistics_pb2.DatasetFeatureStatisticsList.FromString(
+        _read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
+    dataset = stats_list.datasets[0]
+    result[split] = {
+        'num_examples': dataset.num_examples,
+        'features': {'.'.join(f.path.step) or f.name: _feature_summary(f, dataset.num_examples)
+                     for f in dataset.features},
+    }
+  return result
+
+
+def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+  return {split: statistics_pb2.DatasetFeatureStatisticsList.FromString(
+      _read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
+          for split in _splits(uri)}
+
+
+def anomalies(uri: str) -> Dict[str, Dict[str, str]]:
+  """Per split: each anomalous feature and what is wrong with it (empty when clean)."""
+  result = {}
+  for split in _splits(uri):
+    found = anomalies_pb2.Anomalies.FromString(
+        _read_bytes(os.path.join(uri, f'Split-{split}', 'SchemaDiff.pb')))
+    described = {name: info.short_description or info.description
+                 for name, info in found.anomaly_info.items()}
+    if found.HasField('dataset_anomaly_info'):
+      described['<dataset>'] = found.dataset_anomaly_info.description
+    result[split] = described
+  return result
+
+
+def training_record(model_run_uri: str) -> Optional[Dict[str, Any]]:
+  """The trainer's metrics.json (history per epoch, final eval, config), if written."""
+  path = os.path.join(model_run_uri, 'metrics.json')
+  try:
+    return json.loads(_read_bytes(path))
+  except (OSError, ValueError):
+    return None
+
+
+def _number(value: Dict[str, Any]) -> Optional[float]:
+  return value.get('doubleValue') if isinstance(value, dict) else None
+
+
+def _slice_name(slice_key) -> str:
+  return ', '.join(f'{column}={value}' for column, value in slice_key) or 'Overall'
+
+
+def evaluation(uri: str) -> Dict[str, Any]:
+  """TFMA metrics per slice ('Overall' first, then by example count) and the validation.
+
+  A `<metric>_diff` is the change against the baseline model, when there was one.
+  """
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  result = tfma.load_eval_result(uri)
+  slices = []
+  for slice_key, by_output in result.slicing_metrics:
+    metrics = by_output.get('', {}).get('', {})
+    values = {name: _number(value) for name, value in metrics.items()
+              if _number(value) is not None}
+    if 'example_count' in values:
+      values['example_count'] = int(values['example_count'])
+    slices.append({'slice': _slice_name(slice_key), 'metrics': values})
+  slices.sort(key=lambda s: (s['slice'] != 'Overall',
+                             -(s['metrics'].get('example_count') or 0), s['slice']))
+  return {'slices': slices, 'validation': validation(uri)}
+
+
+def validation(uri: str) -> Dict[str, Any]:
+  """Whether the model passed its thresholds and, if not, which failed and by how much."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  try:
+    result = tfma.load_validation_result(uri)
+  except (AssertionError, OSError) as e:
+    return {'ok': None, 'failures': [], 'error': f'unreadable validation result: {e!r}'}
+  failures = []
+  for per_slice in result.metric_validations_per_slice:
+    for failure in per_slice.failures:
+      failures.append({
+          'slice': _slice_name(tuple((c.column, c.bytes_value.decode() or c.int64_value
+                                      or c.float_value)
+                                     for c in per_slice.slice_key.single_slice_keys)),
+          'metric': failure.metric_key.name + ('_diff' if failure.metric_key.is_diff else ''),
+          'value': failure.metric_value.double_value.value,
+          'message': failure.message,
+      })
+  return {'ok': result.validation_ok, 'failures': failures,
+          'missing_slices': [str(s) for s in result.missing_slices]}
+
+
+def signatures(saved_model_dir: str) -> Dict[str, Dict[str, Dict[str, str]]]:
+  """A SavedModel's signatures: each input and output with its dtype and shape."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.framework import types_pb2  # pylint: disable=g-import-not-at-top
+  model = saved_model_pb2.SavedModel.FromString(
+      _read_bytes(os.path.join(saved_model_dir, 'saved_model.pb')))
+
+  def describe(tensors) -> Dict[str, str]:
+    described = {}
+    for name, info in sorted(tensors.items()):
+      dims = [str(d.size) if d.size >= 0 else 'None' for d in info.tensor_shape.dim]
+      shape = '?' if info.tensor_shape.unknown_rank else f'({", ".join(dims)})'
+      described[name] = f'{types_pb2.DataType.Name(info.dtype)[3:].lower()} {shape}'
+    return described
+
+  return {name: {'inputs': describe(sig.inputs), 'outputs': describe(sig.outputs)}
+          for name, sig in sorted(model.meta_graphs[0].signature_def.items())
+          if not name.startswith('__')}

@@ -14,7 +14,8 @@ fi
 
 [ -x .venv/bin/python ] || python -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade 'pip>=24'
-.venv/bin/python -m pip install --quiet -c constraints.txt -r requirements.txt
+.venv/bin/python -m pip install --quiet -c constraints.txt -r requirements.txt \
+    -r bench/requirements.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
 .venv/bin/python -m pip check
 echo "install.sh: ready; run .venv/bin/python -m pytest"

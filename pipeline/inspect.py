@@ -165,7 +165,7 @@ def describe_evaluation(store: RunStore, run: RunRecord,
 
 # Text. ----------------------------------------------------------------------------------
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
   cells = [list(map(str, headers))] + [[_cell(v) for v in row] for row in rows]
   widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
   lines = ['  '.join(value.ljust(width) for value, width in zip(row, widths)).rstrip()
@@ -191,7 +191,7 @@ def runs_text(store: RunStore, runs: List[RunRecord]) -> str:
   parts = [f'Pipeline {store.pipeline} in {store.where}: {len(runs)} run(s)']
   for run in runs:
     parts.append(f'\nRun {run.id}  started {_time(run.start)}  took {_duration(run.seconds)}')
-    parts.append(_table(
+    parts.append(text_table(
         ('component', 'execution', 'state', 'started', 'seconds'),
         [(e.component, e.id, e.state, e.start.strftime('%H:%M:%S'), f'{e.seconds:.1f}')
          for e in run.executions]))
@@ -210,7 +210,7 @@ def artifacts_text(artifacts: List[ArtifactRecord]) -> str:
   for type_name in sorted({a.type for a in artifacts}):
     of_type = [describe_artifact(a) for a in artifacts if a.type == type_name]
     parts.append(f'{type_name} ({len(of_type)})')
-    parts.append(_table(('id', 'produced by', 'key', 'uri', 'properties'),
+    parts.append(text_table(('id', 'produced by', 'key', 'uri', 'properties'),
                         [(a['id'], a['produced_by'], a['output_key'], a['uri'],
                           _properties_text(a['properties'])) for a in of_type]))
     parts.append('')
@@ -259,14 +259,14 @@ def evaluation_text(described: Dict[str, Any]) -> str:
     overall = evaluation['overall']
     names = [n for n in overall if not n.endswith('_diff')]
     parts.append('\nOverall')
-    parts.append(_table(('metric', 'value', 'change vs baseline'),
+    parts.append(text_table(('metric', 'value', 'change vs baseline'),
                         [(n, overall[n], overall.get(f'{n}_diff')) for n in names]))
     if evaluation['slices']:
       columns = [n for n in ('example_count', 'auc', 'mean_label', 'mean_prediction')
                  if n in names]
       parts.append(f'\nSlices ({len(evaluation["slices"])} of {evaluation["slice_count"]}, '
                    'largest first)')
-      parts.append(_table(['slice'] + columns,
+      parts.append(text_table(['slice'] + columns,
                           [[s['slice']] + [s['metrics'].get(c) for c in columns]
                            for s in evaluation['slices']]))
   anomalies = described['anomalies']
@@ -277,7 +277,7 @@ def evaluation_text(described: Dict[str, Any]) -> str:
              for feature, text in by_feature.items()]
     parts.append('\nAnomalies: ' + ('none' if not found else ''))
     if found:
-      parts.append(_table(('split', 'feature', 'anomaly'), found))
+      parts.append(text_table(('split', 'feature', 'anomaly'), found))
   return '\n'.join(parts)
 
 

@@ -1,0 +1,170 @@
+"""Trainer throughput: the project's input path + model versus the seed tutorial's CSV path.
+
+    .venv/bin/python bench/trainer_throughput.py             # 1M generated rows, batch 8192
+    .venv/bin/python bench/trainer_throughput.py --smoke
+
+Same rows, same model (modules.model.RankingModel, two tables, dim 16, Adagrad), same
+batch, measured side by side in one process:
+- tfx: Transform's output format (GZIP TFRecord of tf.Examples, hashed ids and label)
+  read by `modules.trainer.make_dataset`, distributed as `run_fn` does;
+- csv: the seed's `TextLineDataset -> batch -> decode_csv -> Hashing layer` on the raw CSV;
+- model step alone: one batch held in memory, repeated (no input cost at all);
+- each input path alone, iterated without a model.
+Ratios say whether training is input-bound and what the TFX path costs over the seed's.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # pylint: disable=g-import-not-at-top
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from modules import model as model_lib  # pylint: disable=g-import-not-at-top
+from modules import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+from pipeline.config import LABEL_KEY, FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+
+USER_VOCAB, ITEM_VOCAB, DIM = 25_000, 16_000, 16  # configs/movielens_1m.yaml's tables
+MODEL_INPUTS = ModelInputs(
+    features=(FeatureSpec('userId', 'int', True, USER_VOCAB, DIM, 'user'),
+              FeatureSpec('movieId', 'int', True, ITEM_VOCAB, DIM, 'item')),
+    label=LabelSpec('rating', '>=', 4.0))
+VOCAB_SIZES = {'userId': USER_VOCAB, 'movieId': ITEM_VOCAB}
+FEATURE_SPEC = {name: tf.io.FixedLenFeature([], tf.int64)
+                for name in ('userId', 'movieId', LABEL_KEY)}
+
+
+def write_transformed(csv_path: str, out_path: str) -> str:
+  """The rows as Transform writes them: hashed ids (FarmHash of the id's string, as
+  tft.hash_strings) and the 0/1 label, one tf.Example each, GZIP TFRecord."""
+  if os.path.exists(out_path):
+    return out_path
+  raw = np.genfromtxt(csv_path, delimiter=',', skip_header=1, dtype=np.float64)
+  users = tf.strings.to_hash_bucket_fast(tf.strings.as_string(raw[:, 0].astype(np.int64)),
+                                         USER_VOCAB).numpy()
+  items = tf.strings.to_hash_bucket_fast(tf.strings.as_string(raw[:, 1].astype(np.int64)),
+                                         ITEM_VOCAB).numpy()
+  labels = (raw[:, 2] >= 4).astype(np.int64)
+  temporary = out_path + '.tmp'
+  with tf.io.TFRecordWriter(temporary, options='GZIP') as writer:
+    for user, item, label in zip(users, items, labels):
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          'userId': tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
+          'movieId': tf.train.Feature(int64_list=tf.train.Int64List(value=[item])),
+          LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      })).SerializeToString())
+  os.replace(temporary, out_path)
+  return out_path
+
+
+def seed_csv_dataset(csv_path: str, batch_size: int) -> tf.data.Dataset:
+  """The seed tutorial's input path: text lines, batched, decoded, hashed by Keras."""
+  user_hashing = tf.keras.layers.Hashing(num_bins=USER_VOCAB)
+  item_hashing = tf.keras.layers.Hashing(num_bins=ITEM_VOCAB)
+
+  def parse(lines):
+    user, item, rating, _ = tf.io.decode_csv(lines, [[''], [''], [0.0], [0]])
+    return {'userId': user_hashing(user), 'movieId': item_hashing(item),
+            LABEL_KEY: tf.cast(rating >= 4.0, tf.int64)}
+
+  return (tf.data.TextLineDataset(csv_path).skip(1)
+          .shuffle(65_536, seed=1)
+          .batch(batch_size, drop_remainder=True)
+          .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def tfx_dataset(tfrecord_path: str, batch_size: int) -> tf.data.Dataset:
+  return trainer_lib.make_dataset([tfrecord_path], FEATURE_SPEC, batch_size, shuffle=True,
+                                  seed=1)
+
+
+def iterate(dataset: tf.data.Dataset, max_batches: int) -> float:
+  """Seconds to pull `max_batches` batches (after one to start the pipeline)."""
+  iterator = iter(dataset)
+  next(iterator)
+  start = time.perf_counter()
+  for _ in range(max_batches):
+    next(iterator)
+  return time.perf_counter() - start
+
+
+def fit(dataset: tf.data.Dataset, steps: int) -> float:
+  """Seconds for `steps` training steps of a fresh model, compile and warm-up excluded."""
+  tf.keras.utils.set_random_seed(1)
+  optimizer = model_lib.make_optimizer('adagrad', 0.5)
+  model = model_lib.RankingModel(MODEL_INPUTS, VOCAB_SIZES, optimizer, 0.03)
+  model.compile(optimizer=optimizer)
+  data = dataset.repeat()
+  model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # traces and warms up
+  start = time.perf_counter()
+  model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+  return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+  parser = common.parser(__doc__.split('\n\n')[0])
+  parser.add_argument('--rows', type=int, default=1_000_000)
+  parser.add_argument('--batch-size', type=int, default=8192)
+  parser.add_argument('--repeats', type=int, default=3,
+                      help='rounds over all variants; medians are reported')
+  args = parser.parse_args(argv)
+  rows, batch, repeats = ((20_000, 1024, 1) if args.smoke
+                          else (args.rows, args.batch_size, args.repeats))
+  work = os.path.join(common.WORK_DIR, f'throughput-{rows}')
+  csv_path = common.generated_ratings(os.path.join(work, 'ratings.csv'), rows,
+                                      users=6040, items=3706)
+  tfrecord_path = write_transformed(csv_path, os.path.join(work, 'transformed.tfrecord.gz'))
+  steps = rows // batch - 1  # one pass over the rows, less the batch that starts it
+
+  def in_memory_batch() -> tf.data.Dataset:
+    one = next(iter(tfx_dataset(tfrecord_path, batch)))
+    return tf.data.Dataset.from_tensors(one)
+
+  variants = {
+      'model step alone (in-memory batch)': lambda: fit(in_memory_batch(), steps),
+      'tfx path: input + model': lambda: fit(tfx_dataset(tfrecord_path, batch), steps),
+      'seed csv path: input + model': lambda: fit(seed_csv_dataset(csv_path, batch), steps),
+      'tfx path: input alone': lambda: iterate(tfx_dataset(tfrecord_path, batch), steps),
+      'seed csv path: input alone': lambda: iterate(seed_csv_dataset(csv_path, batch), steps),
+  }
+  seconds = {name: [] for name in variants}
+  for _ in range(repeats):
+    for name, run in variants.items():
+      seconds[name].append(run())
+
+  examples = steps * batch
+  results = {name: {'examples_per_second': examples / common.median(times),
+                    'steps_per_second': steps / common.median(times),
+                    'seconds': times} for name, times in seconds.items()}
+  rate = {name: r['examples_per_second'] for name, r in results.items()}
+  step_rate = rate['model step alone (in-memory batch)']
+  ratios = {
+      'tfx train / seed csv train': rate['tfx path: input + model']
+                                    / rate['seed csv path: input + model'],
+      'tfx train / model step alone': rate['tfx path: input + model'] / step_rate,
+      'tfx input alone / model step alone': rate['tfx path: input alone'] / step_rate,
+      'seed csv input alone / model step alone': rate['seed csv path: input alone'] / step_rate,
+  }
+  print(f'{rows:,} rows, batch {batch}, {steps} steps per measurement, '
+        f'median of {repeats}\n')
+  print(common.text_table(('variant', 'examples/s', 'steps/s'),
+                          [(name, f'{r["examples_per_second"]:,.0f}',
+                            f'{r["steps_per_second"]:.1f}') for name, r in results.items()]))
+  print()
+  print(common.text_table(('ratio', 'value'), [(k, f'{v:.2f}') for k, v in ratios.items()]))
+  path = common.write_result(args.results_dir, 'trainer_throughput', args.smoke,
+                             [os.path.basename(sys.executable), *sys.argv],
+                             {'rows': rows, 'batch_size': batch, 'steps': steps,
+                              'repeats': repeats, 'variants': results, 'ratios': ratios,
+                              'model': 'RankingModel 25,000 x 16,000 x 16, adagrad'})
+  print(f'\nwrote {path}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

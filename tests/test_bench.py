@@ -1,0 +1,82 @@
+"""Each benchmark runs end to end at smoke size and writes its results file.
+
+These check the harness, not the figures: smoke sizes measure nothing worth reading.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PROJECT_DIR
+
+
+def _smoke(tmp_path, script, *args):
+  results = tmp_path / 'results'
+  completed = subprocess.run(
+      [sys.executable, os.path.join(PROJECT_DIR, 'bench', f'{script}.py'), '--smoke',
+       '--results-dir', str(results), *args],
+      capture_output=True, text=True, timeout=900, check=False)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  with open(results / f'{script}.json') as f:
+    record = json.load(f)
+  assert record['smoke'] and record['machine']['cores'] >= 1
+  return record['results'], completed.stdout
+
+
+@pytest.mark.slow
+def test_trainer_throughput_compares_every_path(tmp_path):
+  results, printed = _smoke(tmp_path, 'trainer_throughput')
+  assert set(results['variants']) == {
+      'model step alone (in-memory batch)', 'tfx path: input + model',
+      'seed csv path: input + model', 'tfx path: input alone', 'seed csv path: input alone'}
+  assert all(v['examples_per_second'] > 0 for v in results['variants'].values())
+  assert 'tfx train / seed csv train' in printed
+
+
+@pytest.mark.slow
+def test_embedding_scale_measures_each_size_in_its_own_process(tmp_path):
+  results, _ = _smoke(tmp_path, 'embedding_scale', '--optimizers', 'adam')
+  sizes = [m['user_vocab'] for m in results['measurements']]
+  assert sizes == [1_000, 10_000]
+  assert all(m['peak_rss_mib'] > 100 and m['step_ms_median'] > 0
+             for m in results['measurements'])
+  assert set(results['growth']) == {'adam'}
+
+
+@pytest.mark.slow
+def test_serving_times_both_signatures_at_each_batch_size(tmp_path, sample_run):
+  config, _ = sample_run
+  model_dir = os.path.join(config.paths.serving_dir, sorted(os.listdir(
+      config.paths.serving_dir))[-1])
+  results, _ = _smoke(tmp_path, 'serving', '--model', model_dir)
+  measured = {(m['signature'].split()[0], m['batch_size']) for m in results['measurements']}
+  assert measured == {(s, b) for s in ('serving_default', 'serve_ids')
+                      for b in (1, 100, 10_000)}
+  assert all(m['p99_ms'] >= m['p50_ms'] > 0 for m in results['measurements'])
+
+
+@pytest.mark.slow
+def test_quality_scores_every_method_on_the_pipelines_eval_split(tmp_path, sample_run):
+  config, _ = sample_run
+  results, _ = _smoke(tmp_path, 'quality', '--config', config.source, '--output-root',
+                      config.paths.output_root, '--no-run')
+  result, = results
+  assert result['eval_rows'] > 1000 and result['train_rows'] > 4 * 1000
+  # The same model judged by TFMA and by the benchmark's own AUC: one number.
+  assert result['auc']['project model (serve_ids)'] == pytest.approx(result['tfma_auc'],
+                                                                     abs=1e-3)
+  assert result['auc']['global mean (no signal)'] == 0.5
+  assert 0.6 < result['auc']['surprise SVD'] < 0.9
+
+
+@pytest.mark.slow
+def test_e2e_times_every_component_of_a_fresh_run(tmp_path):
+  results, _ = _smoke(tmp_path, 'e2e')
+  run, = results['runs']
+  assert run['mode'] == 'in_memory' and run['rows'] == 6000
+  assert {'CsvExampleGen', 'Transform', 'Trainer', 'Evaluator', 'Pusher'} <= set(
+      run['components'])
+  assert run['wall_seconds'] > run['components_seconds'] > 0

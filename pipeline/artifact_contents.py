@@ -53,12 +53,18 @@ def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
   return summary
 
 
-def statistics(uri: str) -> Dict[str, Dict[str, Any]]:
+def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+  """Per split: the statistics as StatisticsGen wrote them."""
+  return {split: statistics_pb2.DatasetFeatureStatisticsList.FromString(
+      _read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
+          for split in _splits(uri)}
+
+
+def summarize_statistics(protos: Dict[str, statistics_pb2.DatasetFeatureStatisticsList]
+                         ) -> Dict[str, Dict[str, Any]]:
   """Per split: the example count and a summary of each feature."""
   result = {}
-  for split in _splits(uri):
-    stats_list = statistics_pb2.DatasetFeatureStatisticsList.FromString(
-        _read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
+  for split, stats_list in protos.items():
     dataset = stats_list.datasets[0]
     result[split] = {
         'num_examples': dataset.num_examples,
@@ -66,12 +72,6 @@ def statistics(uri: str) -> Dict[str, Dict[str, Any]]:
                      for f in dataset.features},
     }
   return result
-
-
-def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
-  return {split: statistics_pb2.DatasetFeatureStatisticsList.FromString(
-      _read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
-          for split in _splits(uri)}
 
 
 def anomalies(uri: str) -> Dict[str, Dict[str, str]]:

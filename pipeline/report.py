@@ -111,7 +111,8 @@ def _statistics_section(store: RunStore, run: RunRecord) -> str:
   statistics = store.output(run, 'StatisticsGen', 'statistics')
   if statistics is None:
     return '<h2>Data</h2><p>StatisticsGen did not run.</p>'
-  by_split = artifact_contents.statistics(statistics.uri)
+  protos = artifact_contents.statistics_protos(statistics.uri)
+  by_split = artifact_contents.summarize_statistics(protos)
   parts = ['<h2>Data</h2>',
            '<p>' + ', '.join(f'{_e(split)}: {s["num_examples"]:,} examples'
                              for split, s in by_split.items()) + '</p>']
@@ -122,7 +123,7 @@ def _statistics_section(store: RunStore, run: RunRecord) -> str:
     parts.append(f'<h3>{_e(split)}</h3>' + _table(
         ('feature', 'type', 'present', 'missing', 'mean', 'std dev', 'min', 'max', 'unique'),
         rows))
-  parts.append(_facets(statistics.uri))
+  parts.append(_facets(protos))
   anomalies = store.output(run, 'ExampleValidator', 'anomalies')
   if anomalies is not None:
     found = [(split, feature, text)
@@ -134,10 +135,9 @@ def _statistics_section(store: RunStore, run: RunRecord) -> str:
   return ''.join(parts)
 
 
-def _facets(statistics_uri: str) -> str:
+def _facets(protos) -> str:
   """TFDV's interactive view (Facets Overview); it loads its scripts from the web."""
   from tensorflow_data_validation.utils import display_util  # pylint: disable=g-import-not-at-top
-  protos = artifact_contents.statistics_protos(statistics_uri)
   names = list(protos)
   page = display_util.get_statistics_html(
       protos[names[0]], protos[names[1]] if len(names) > 1 else None,

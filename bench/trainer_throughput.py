@@ -5,8 +5,10 @@
 
 Same rows, same model (modules.model.RankingModel, two tables, dim 16, Adagrad), same
 batch, measured side by side in one process:
-- tfx: Transform's output format (GZIP TFRecord of tf.Examples, hashed ids and label)
-  read by `modules.trainer.make_dataset`, distributed as `run_fn` does;
+- columnar: the Trainer's input since issue 7, ColumnarExamplesGen's blocks of int64
+  columns (modules/columnar.py), read with whole-block reads, shuffled and rebatched;
+- tf.Example: Transform's own output (GZIP TFRecord of tf.Examples, hashed ids and
+  label), parsed by `modules.trainer.make_dataset`, the Trainer's input before;
 - csv: the seed's `TextLineDataset -> batch -> decode_csv -> Hashing layer` on the raw CSV;
 - model step alone: one batch held in memory, repeated (no input cost at all);
 - each input path alone, iterated without a model.
@@ -24,6 +26,7 @@ import common  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from modules import columnar  # pylint: disable=g-import-not-at-top
 from modules import model as model_lib  # pylint: disable=g-import-not-at-top
 from modules import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 from pipeline.config import LABEL_KEY, FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
@@ -78,9 +81,16 @@ def seed_csv_dataset(csv_path: str, batch_size: int) -> tf.data.Dataset:
           .prefetch(tf.data.AUTOTUNE))
 
 
-def tfx_dataset(tfrecord_path: str, batch_size: int) -> tf.data.Dataset:
+def tf_example_dataset(tfrecord_path: str, batch_size: int) -> tf.data.Dataset:
   return trainer_lib.make_dataset([tfrecord_path], FEATURE_SPEC, batch_size, shuffle=True,
                                   seed=1)
+
+
+def write_columnar(tfrecord_path: str, out_dir: str) -> str:
+  """What ColumnarExamplesGen writes for the split."""
+  if not columnar.is_columnar(out_dir):
+    columnar.write_split([tfrecord_path], FEATURE_SPEC, out_dir, seed=1)
+  return out_dir
 
 
 def iterate(dataset: tf.data.Dataset, max_batches: int) -> float:
@@ -119,17 +129,24 @@ def main(argv=None) -> int:
   csv_path = common.generated_ratings(os.path.join(work, 'ratings.csv'), rows,
                                       users=6040, items=3706)
   tfrecord_path = write_transformed(csv_path, os.path.join(work, 'transformed.tfrecord.gz'))
+  columnar_dir = write_columnar(tfrecord_path, os.path.join(work, 'columnar'))
   steps = rows // batch - 1  # one pass over the rows, less the batch that starts it
 
   def in_memory_batch() -> tf.data.Dataset:
-    one = next(iter(tfx_dataset(tfrecord_path, batch)))
+    one = next(iter(tf_example_dataset(tfrecord_path, batch)))
     return tf.data.Dataset.from_tensors(one)
+
+  def columnar_dataset() -> tf.data.Dataset:
+    return columnar.make_dataset(columnar_dir, batch, shuffle=True, seed=1)
 
   variants = {
       'model step alone (in-memory batch)': lambda: fit(in_memory_batch(), steps),
-      'tfx path: input + model': lambda: fit(tfx_dataset(tfrecord_path, batch), steps),
+      'columnar path: input + model': lambda: fit(columnar_dataset(), steps),
+      'tf.Example path: input + model': lambda: fit(tf_example_dataset(tfrecord_path, batch), steps),
       'seed csv path: input + model': lambda: fit(seed_csv_dataset(csv_path, batch), steps),
-      'tfx path: input alone': lambda: iterate(tfx_dataset(tfrecord_path, batch), steps),
+      'columnar path: input alone': lambda: iterate(columnar_dataset(), steps),
+      'tf.Example path: input alone': lambda: iterate(tf_example_dataset(tfrecord_path, batch),
+                                                      steps),
       'seed csv path: input alone': lambda: iterate(seed_csv_dataset(csv_path, batch), steps),
   }
   seconds = {name: [] for name in variants}
@@ -143,12 +160,21 @@ def main(argv=None) -> int:
                     'seconds': times} for name, times in seconds.items()}
   rate = {name: r['examples_per_second'] for name, r in results.items()}
   step_rate = rate['model step alone (in-memory batch)']
+  seed_rate = rate['seed csv path: input + model']
   ratios = {
-      'tfx train / seed csv train': rate['tfx path: input + model']
-                                    / rate['seed csv path: input + model'],
-      'tfx train / model step alone': rate['tfx path: input + model'] / step_rate,
-      'tfx input alone / model step alone': rate['tfx path: input alone'] / step_rate,
+      'columnar train / seed csv train (target >= 1.5)':
+          rate['columnar path: input + model'] / seed_rate,
+      'columnar train / model step alone (target >= 0.7)':
+          rate['columnar path: input + model'] / step_rate,
+      'columnar input alone / model step alone (target >= 3)':
+          rate['columnar path: input alone'] / step_rate,
+      'tf.Example train / seed csv train': rate['tf.Example path: input + model'] / seed_rate,
+      'tf.Example train / model step alone': rate['tf.Example path: input + model'] / step_rate,
+      'tf.Example input alone / model step alone':
+          rate['tf.Example path: input alone'] / step_rate,
       'seed csv input alone / model step alone': rate['seed csv path: input alone'] / step_rate,
+      'columnar train / tf.Example train': rate['columnar path: input + model']
+                                           / rate['tf.Example path: input + model'],
   }
   print(f'{rows:,} rows, batch {batch}, {steps} steps per measurement, '
         f'median of {repeats}\n')

@@ -19,12 +19,14 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_recommenders as tfrs
 
+from modules import lazy_adam
 from pipeline.config import LABEL_KEY, ModelInputs
 
 # TPUEmbedding keeps optimizer slots in the layout of these (legacy) Keras optimizers.
 _OPTIMIZERS = {
     'adagrad': tf.keras.optimizers.legacy.Adagrad,
-    'adam': tf.keras.optimizers.legacy.Adam,
+    'adam': lazy_adam.Adam,
+    'dense_adam': tf.keras.optimizers.legacy.Adam,
     'sgd': tf.keras.optimizers.legacy.SGD,
 }
 

@@ -15,6 +15,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_transform as tft
 
+from modules import columnar
 from modules import model as model_lib
 from modules import strategy as strategy_lib
 from pipeline.config import MODEL_INPUTS_KEY, ModelInputs, TrainingConfig
@@ -69,6 +70,19 @@ def make_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def input_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
+                  batch_size: int, shuffle: bool, seed: int,
+                  repeat: bool = False) -> tf.data.Dataset:
+  """The split as training batches: columnar blocks when ColumnarExamplesGen wrote
+  them (TFX passes `<split dir>/*`), else the tf.Examples, parsed."""
+  split_dirs = {os.path.dirname(pattern) for pattern in file_patterns}
+  if len(split_dirs) == 1 and columnar.is_columnar(split_dirs.pop()):
+    return columnar.make_dataset(os.path.dirname(file_patterns[0]), batch_size,
+                                 shuffle=shuffle, seed=seed, repeat=repeat)
+  return make_dataset(file_patterns, feature_spec, batch_size, shuffle=shuffle, seed=seed,
+                      repeat=repeat)
+
+
 def distribute(strategy: tf.distribute.Strategy, dataset_fn, global_batch_size: int):
   """Splits the global batch across replicas, keeping ids on the host as TPUEmbedding
   requires; under the default strategy this is the same contract on one replica."""
@@ -101,10 +115,10 @@ def train(model_inputs: ModelInputs, training: TrainingConfig, vocab_sizes: Mapp
     model.compile(optimizer=optimizer)
 
   batch = training.batch_size
-  train_data = distribute(strategy, lambda b: make_dataset(
+  train_data = distribute(strategy, lambda b: input_dataset(
       train_files, feature_spec, b, shuffle=True, seed=training.seed,
       repeat=training.steps is not None), batch)
-  eval_data = distribute(strategy, lambda b: make_dataset(
+  eval_data = distribute(strategy, lambda b: input_dataset(
       eval_files, feature_spec, b, shuffle=False, seed=training.seed), batch)
 
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)

@@ -15,7 +15,12 @@ import yaml
 
 COLUMN_TYPES = ('int', 'float', 'string')
 SIDES = ('user', 'item')
-OPTIMIZERS = ('adagrad', 'adam', 'sgd')
+# adam is lazy (a step updates only the rows it touched, as on TPUs); dense_adam is
+# Keras' Adam, which decays every row's moments at every step.
+OPTIMIZERS = ('adagrad', 'adam', 'dense_adam', 'sgd')
+# How the Trainer reads Transform's output: columnar blocks (ColumnarExamplesGen) or
+# the tf.Examples themselves, parsed row by row.
+INPUT_FORMATS = ('columnar', 'tf_example')
 DIRECT_RUNNING_MODES = ('in_memory', 'multi_threading', 'multi_processing')
 LABEL_OPERATORS = ('>=', '>', '<=', '<', '==', '!=')
 # Vertex AI's accelerator types (google.cloud.aiplatform_v1.AcceleratorType; a test keeps
@@ -110,6 +115,7 @@ class TrainingConfig:
   l2_regularization: float
   # '' trains on CPU/GPU; 'local' uses the TPU attached to this VM; else a TPU name.
   tpu: str
+  input_format: str = 'columnar'
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -410,7 +416,9 @@ def _parse_training(top: _Section) -> TrainingConfig:
       optimizer=section.get('optimizer', 'str', choices=OPTIMIZERS),
       seed=section.get('seed', 'int', default=42),
       l2_regularization=section.get('l2_regularization', 'number', default=0.0),
-      tpu=section.get('tpu', 'str', default=''))
+      tpu=section.get('tpu', 'str', default=''),
+      input_format=section.get('input_format', 'str', default='columnar',
+                               choices=INPUT_FORMATS))
   section.finish()
   if training.l2_regularization < 0:
     raise section.error('l2_regularization', 'must be zero or positive')

@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from modules import trainer as trainer_module
+from pipeline import columnar_examples
 from pipeline import config as config_lib
 from pipeline import csv_example_gen
 from pipeline import vertex as vertex_lib
@@ -47,6 +48,7 @@ def module_fingerprint() -> str:
   digest = hashlib.sha256()
   sources = sorted(glob.glob(os.path.join(_PROJECT_DIR, 'modules', '*.py')))
   sources.append(os.path.join(_PROJECT_DIR, 'pipeline', 'config.py'))
+  sources.append(os.path.join(_PROJECT_DIR, 'pipeline', 'columnar_examples.py'))
   for path in sources:
     digest.update(os.path.relpath(path, _PROJECT_DIR).encode())
     with open(path, 'rb') as f:
@@ -147,9 +149,18 @@ def create_pipeline(
       preprocessing_fn=PREPROCESSING_FN,
       custom_config=module_config)
   training = vertex_lib.training(config) if on_vertex else config.training
+  training_examples = transform.outputs['transformed_examples']
+  columnar = None
+  if training.input_format == 'columnar':
+    columnar = columnar_examples.ColumnarExamplesGen(
+        examples=training_examples,
+        transform_graph=transform.outputs['transform_graph'],
+        seed=training.seed,
+        module_fingerprint=module_config['module_fingerprint'])
+    training_examples = columnar.outputs['columnar_examples']
   trainer_args = dict(
       run_fn=RUN_FN,
-      examples=transform.outputs['transformed_examples'],
+      examples=training_examples,
       transform_graph=transform.outputs['transform_graph'],
       # run_fn trains for the config's epochs or steps; TFX's own step counts would
       # be a second, conflicting copy.
@@ -188,8 +199,9 @@ def create_pipeline(
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=pipeline_root or config.paths.pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer, latest_blessed_model, evaluator, pusher],
+      components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
+                              transform, columnar, trainer, latest_blessed_model,
+                              evaluator, pusher) if c is not None],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=(

@@ -28,8 +28,15 @@ class RunRecord:
     return by_component
 
   def outputs_of(self, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    return self._artifacts_of(execution_id, metadata_store_pb2.Event.OUTPUT)
+
+  def inputs_of(self, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    return self._artifacts_of(execution_id, metadata_store_pb2.Event.INPUT)
+
+  def _artifacts_of(self, execution_id: int, event_type
+                    ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
     events = [e for e in self.store.get_events_by_execution_ids([execution_id])
-              if e.type == metadata_store_pb2.Event.OUTPUT]
+              if e.type == event_type]
     artifacts = {a.id: a for a in self.store.get_artifacts_by_id(
         [e.artifact_id for e in events])}
     outputs = collections.defaultdict(list)

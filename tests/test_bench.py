@@ -30,10 +30,12 @@ def _smoke(tmp_path, script, *args):
 def test_trainer_throughput_compares_every_path(tmp_path):
   results, printed = _smoke(tmp_path, 'trainer_throughput')
   assert set(results['variants']) == {
-      'model step alone (in-memory batch)', 'tfx path: input + model',
-      'seed csv path: input + model', 'tfx path: input alone', 'seed csv path: input alone'}
+      'model step alone (in-memory batch)', 'columnar path: input + model',
+      'tf.Example path: input + model', 'seed csv path: input + model',
+      'columnar path: input alone', 'tf.Example path: input alone',
+      'seed csv path: input alone'}
   assert all(v['examples_per_second'] > 0 for v in results['variants'].values())
-  assert 'tfx train / seed csv train' in printed
+  assert 'columnar train / seed csv train (target >= 1.5)' in printed
 
 
 @pytest.mark.slow

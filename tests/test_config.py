@@ -128,7 +128,7 @@ def _mutated(edit):
     (lambda d: d['training'].update(learning_rate=0), 'training.learning_rate',
      'positive'),
     (lambda d: d['training'].update(optimizer='rmsprop'), 'training.optimizer',
-     'adagrad, adam, sgd'),
+     'adagrad, adam, dense_adam, sgd'),
     (lambda d: d['training'].update(batch_size='256'), 'training.batch_size',
      'positive integer'),
     (lambda d: d['evaluation'].update(min_auc=1.5), 'evaluation.min_auc', '[0, 1]'),

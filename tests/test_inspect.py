@@ -14,7 +14,8 @@ from conftest import PROJECT_DIR
 from pipeline import inspect as inspect_lib
 
 COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-              'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator', 'Pusher'}
+              'Transform', 'ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
+              'Evaluator', 'Pusher'}
 
 
 def _inspect(capsys, *argv):
@@ -60,8 +61,8 @@ def test_artifacts_are_listed_by_type_with_their_producers(sample_run, capsys):
     by_type.setdefault(artifact['type'], []).append(artifact)
   assert {'Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph',
           'Model', 'ModelEvaluation', 'ModelBlessing', 'PushedModel'} <= set(by_type)
-  assert sorted(a['produced_by'] for a in by_type['Examples']) == ['CsvExampleGen',
-                                                                  'Transform']
+  assert sorted(a['produced_by'] for a in by_type['Examples']) == [
+      'ColumnarExamplesGen', 'CsvExampleGen', 'Transform']
   assert [a['properties']['blessed'] for a in by_type['ModelBlessing']] == [1]
   pushed, = by_type['PushedModel']
   assert pushed['properties']['pushed'] == 1
@@ -102,7 +103,8 @@ def test_the_pushed_model_traces_back_to_data_schema_and_config(sample_run, caps
   assert {
       ('PushedModel', 'model', 'Model', 'Trainer'),
       ('PushedModel', 'model_blessing', 'ModelBlessing', 'Evaluator'),
-      ('Model', 'examples', 'Examples', 'Transform'),
+      ('Model', 'examples', 'Examples', 'ColumnarExamplesGen'),
+      ('Examples', 'examples', 'Examples', 'Transform'),
       ('Model', 'transform_graph', 'TransformGraph', 'Transform'),
       ('Examples', 'examples', 'Examples', 'CsvExampleGen'),
       ('Examples', 'schema', 'Schema', 'ImportSchemaGen'),

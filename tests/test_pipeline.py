@@ -13,12 +13,14 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 import local_runner
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
+from modules import columnar
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
 FIRST_HALF = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
               'Transform')
-COMPONENTS = FIRST_HALF + ('Trainer', 'latest_blessed_model_resolver', 'Evaluator', 'Pusher')
+COMPONENTS = FIRST_HALF + ('ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
+                          'Evaluator', 'Pusher')
 
 
 @pytest.mark.parametrize('input_glob, expected', [
@@ -38,7 +40,8 @@ def test_the_factory_wires_the_first_half():
   assert set(ids) == set(COMPONENTS)
   assert ids.index('CsvExampleGen') < ids.index('StatisticsGen') < ids.index(
       'ExampleValidator')
-  assert ids.index('ImportSchemaGen') < ids.index('Transform') < ids.index('Trainer')
+  assert ids.index('ImportSchemaGen') < ids.index('Transform') < ids.index(
+      'ColumnarExamplesGen') < ids.index('Trainer')
   assert ids.index('latest_blessed_model_resolver') < ids.index('Evaluator') < ids.index(
       'Pusher')
   transform = next(c for c in pipeline.components if c.id == 'Transform')
@@ -50,7 +53,8 @@ def test_a_module_edit_changes_the_fingerprint(tmp_path, monkeypatch):
   before = pipeline_lib.module_fingerprint()
   shutil.copytree(os.path.join(PROJECT_DIR, 'modules'), tmp_path / 'modules')
   os.makedirs(tmp_path / 'pipeline')
-  shutil.copy(os.path.join(PROJECT_DIR, 'pipeline', 'config.py'), tmp_path / 'pipeline')
+  for name in ('config.py', 'columnar_examples.py'):
+    shutil.copy(os.path.join(PROJECT_DIR, 'pipeline', name), tmp_path / 'pipeline')
   monkeypatch.setattr(pipeline_lib, '_PROJECT_DIR', str(tmp_path))
   assert pipeline_lib.module_fingerprint() == before
   with open(tmp_path / 'modules' / 'preprocessing.py', 'a') as f:
@@ -155,6 +159,24 @@ def test_transform_writes_buckets_labels_and_their_domains(sample_run):
     assert 0 <= row.features.feature['movieId'].int64_list.value[0] < 2000
 
 
+@pytest.mark.slow
+def test_the_trainer_reads_every_transformed_row_as_columnar_blocks(sample_run):
+  _, record = sample_run
+  transformed = record.outputs_of(_only_execution(record, 'Transform').id)[
+      'transformed_examples'][0]
+  columnar_examples, = record.outputs_of(_only_execution(record, 'ColumnarExamplesGen').id)[
+      'columnar_examples']
+  trainer_inputs = record.inputs_of(_only_execution(record, 'Trainer').id)['examples']
+  assert [a.id for a in trainer_inputs] == [columnar_examples.id]
+  assert columnar_examples.custom_properties['file_format'].string_value == (
+      'columnar_int64_blocks')
+  for split in ('train', 'eval'):
+    rows = len(_read_examples(transformed.uri, split))
+    manifest = columnar.read_manifest(os.path.join(columnar_examples.uri, f'Split-{split}'))
+    assert manifest['rows'] == rows
+    assert manifest['columns'] == ['label', 'movieId', 'userId']
+
+
 def test_gzip_csv_reads_like_plain_csv(tmp_path):
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.testing import util as beam_util  # pylint: disable=g-import-not-at-top
@@ -231,7 +253,7 @@ def test_a_second_run_reuses_cached_components(sample_run):
   config, record = sample_run
   local_runner.run(config)
   executions = record.executions_by_component()
-  for component in FIRST_HALF + ('Trainer',):
+  for component in FIRST_HALF + ('ColumnarExamplesGen', 'Trainer'):
     assert len(executions[component]) == 2, component
     assert executions[component][-1].last_known_state == executions[component][-1].CACHED
   # The first run blessed a model, so the Evaluator has a new input, the baseline, and

@@ -64,7 +64,8 @@ def test_every_component_runs_after_what_it_reads(tpu_spec):
   assert depends['StatisticsGen'] == {'CsvExampleGen'}
   assert depends['ExampleValidator'] == {'StatisticsGen', 'ImportSchemaGen'}
   assert depends['Transform'] == {'CsvExampleGen', 'ImportSchemaGen'}
-  assert depends['Trainer'] == {'Transform'}
+  assert depends['ColumnarExamplesGen'] == {'Transform'}
+  assert depends['Trainer'] == {'Transform', 'ColumnarExamplesGen'}
   assert {'Trainer', 'CsvExampleGen'} < depends['Evaluator']
   assert any(name.startswith('latest_blessed_model_resolver') for name in depends['Evaluator'])
   assert depends['Pusher'] == {'Trainer', 'Evaluator'}

@@ -1,0 +1,97 @@
+"""Columnar examples hold exactly the transformed rows and batch them as the TPU needs."""
+
+import collections
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import columnar
+from modules import trainer
+
+SPEC = {name: tf.io.FixedLenFeature([], tf.int64) for name in ('userId', 'movieId', 'label')}
+
+
+def _write_examples(path, rows):
+  with tf.io.TFRecordWriter(str(path), options='GZIP') as writer:
+    for row in rows:
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          name: tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+          for name, value in row.items()})).SerializeToString())
+
+
+@pytest.fixture(scope='module')
+def split(tmp_path_factory):
+  """10,007 transformed rows in two tf.Example files, and the same as columnar blocks.
+  User ids are unique, so that a row can be followed."""
+  tmp = tmp_path_factory.mktemp('columnar')
+  rng = np.random.default_rng(0)
+  rows = [{'userId': int(u), 'movieId': int(m), 'label': int(l)}
+          for u, m, l in zip(rng.permutation(10_007), rng.integers(0, 500, 10_007),
+                             rng.integers(0, 2, 10_007))]
+  files = [str(tmp / 'part-0.gz'), str(tmp / 'part-1.gz')]
+  _write_examples(files[0], rows[:6000])
+  _write_examples(files[1], rows[6000:])
+  manifest = columnar.write_split(files, SPEC, str(tmp / 'Split-train'), block_rows=1000,
+                                  seed=3)
+  return files, str(tmp / 'Split-train'), manifest
+
+
+def _multiset(dataset):
+  rows = collections.Counter()
+  for batch in dataset:
+    rows.update(zip(*(batch[name].numpy().tolist() for name in ('userId', 'movieId',
+                                                                  'label'))))
+  return rows
+
+
+def test_the_manifest_counts_every_row_in_full_blocks(split):
+  _, split_dir, manifest = split
+  assert manifest == {'columns': ['label', 'movieId', 'userId'], 'rows': 10_007,
+                      'block_rows': 1000, 'blocks': 11}
+  assert columnar.is_columnar(split_dir)
+  assert len([f for f in os.listdir(split_dir) if f.startswith('block-')]) == 11
+
+
+def test_an_epoch_yields_exactly_the_rows_of_the_tf_example_path(split):
+  files, split_dir, _ = split
+  expected = _multiset(trainer.make_dataset(files, SPEC, 1, shuffle=False, seed=0))
+  assert sum(expected.values()) == 10_007
+  assert _multiset(columnar.make_dataset(split_dir, 1, shuffle=True, seed=5)) == expected
+  assert _multiset(columnar.make_dataset(split_dir, 1, shuffle=False, seed=5)) == expected
+
+
+def test_batches_are_full_and_the_remainder_is_dropped(split):
+  _, split_dir, _ = split
+  dataset = columnar.make_dataset(split_dir, 64, shuffle=True, seed=1)
+  assert all(spec.shape == (64,) for spec in dataset.element_spec.values())
+  batches = list(dataset)
+  assert len(batches) == 10_007 // 64
+  assert all(b['userId'].shape == (64,) for b in batches)
+
+
+def test_shuffling_changes_row_order_and_batch_mates_between_epochs(split):
+  _, split_dir, _ = split
+  dataset = columnar.make_dataset(split_dir, 100, shuffle=True, seed=1, repeat=True)
+  iterator = iter(dataset)
+  steps = 10_007 // 100
+  first = np.concatenate([next(iterator)['userId'].numpy() for _ in range(steps)])
+  second = np.concatenate([next(iterator)['userId'].numpy() for _ in range(steps)])
+  assert not np.array_equal(first, second)
+  manifest = columnar.read_manifest(split_dir)
+  user_column = manifest['columns'].index('userId')
+  block_of = {}
+  for index in range(manifest['blocks']):
+    block = tf.io.parse_tensor(tf.io.read_file(
+        os.path.join(split_dir, f'block-{index:05d}.tensor')), tf.int64).numpy()
+    block_of.update({user: index for user in block[user_column]})
+  # A batch mixes rows of several blocks: rows move, not just blocks.
+  assert len({block_of[user] for user in first[:100]}) >= 3
+
+
+def test_only_scalar_int64_features_can_be_columnar():
+  with pytest.raises(ValueError, match='scalar int64 features; rating'):
+    columnar.check_feature_spec({'rating': tf.io.FixedLenFeature([], tf.float32)})
+  with pytest.raises(ValueError, match='scalar int64 features; tags'):
+    columnar.check_feature_spec({'tags': tf.io.VarLenFeature(tf.int64)})

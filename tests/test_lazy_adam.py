@@ -1,0 +1,80 @@
+"""Lazy Adam: a step changes only the rows it touched, and those exactly as Adam would."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import lazy_adam
+
+ROWS, DIM = 50, 4
+TOUCHED = [3, 7, 7, 20]  # 7 twice: repeated ids add their gradients, as in a batch
+
+
+def _table_and_slots(optimizer, seed=0):
+  rng = np.random.default_rng(seed)
+  table = tf.Variable(rng.normal(size=(ROWS, DIM)).astype(np.float32))
+  # Non-zero moments, as after earlier steps, so that decay would show.
+  optimizer.apply_gradients([(tf.IndexedSlices(
+      tf.constant(rng.normal(size=(ROWS, DIM)), tf.float32), tf.range(ROWS)), table)])
+  return table
+
+
+def _step(optimizer, table):
+  gradient = tf.IndexedSlices(
+      tf.constant(np.arange(len(TOUCHED) * DIM, dtype=np.float32).reshape(-1, DIM) / 10),
+      tf.constant(TOUCHED))
+  optimizer.apply_gradients([(gradient, table)])
+
+
+def _snapshot(optimizer, table):
+  return {'table': table.numpy().copy(), 'm': optimizer.get_slot(table, 'm').numpy().copy(),
+          'v': optimizer.get_slot(table, 'v').numpy().copy()}
+
+
+def test_untouched_rows_and_their_moments_stay_bit_identical():
+  optimizer = lazy_adam.Adam(learning_rate=0.1)
+  table = _table_and_slots(optimizer)
+  before = _snapshot(optimizer, table)
+  _step(optimizer, table)
+  after = _snapshot(optimizer, table)
+  untouched = np.setdiff1d(np.arange(ROWS), TOUCHED)
+  for name in ('table', 'm', 'v'):
+    np.testing.assert_array_equal(after[name][untouched], before[name][untouched])
+    assert not np.array_equal(after[name][TOUCHED], before[name][TOUCHED]), name
+
+
+def test_touched_rows_match_keras_adam_for_one_step():
+  lazy, dense = lazy_adam.Adam(learning_rate=0.1), tf.keras.optimizers.legacy.Adam(0.1)
+  lazy_table, dense_table = _table_and_slots(lazy), _table_and_slots(dense)
+  np.testing.assert_array_equal(_snapshot(lazy, lazy_table)['m'],
+                                _snapshot(dense, dense_table)['m'])
+  _step(lazy, lazy_table)
+  _step(dense, dense_table)
+  rows = sorted(set(TOUCHED))
+  lazy_after, dense_after = _snapshot(lazy, lazy_table), _snapshot(dense, dense_table)
+  for name in ('table', 'm', 'v'):
+    np.testing.assert_allclose(lazy_after[name][rows], dense_after[name][rows], rtol=1e-6,
+                               atol=1e-7, err_msg=name)
+  # Keras' Adam decays every row's moments; the lazy one leaves the others be.
+  untouched = np.setdiff1d(np.arange(ROWS), TOUCHED)
+  assert not np.allclose(lazy_after['m'][untouched], dense_after['m'][untouched])
+
+
+def test_dense_variables_get_plain_adam():
+  lazy, dense = lazy_adam.Adam(learning_rate=0.1), tf.keras.optimizers.legacy.Adam(0.1)
+  variables = [tf.Variable([1.0, -2.0]), tf.Variable([1.0, -2.0])]
+  for optimizer, variable in zip((lazy, dense), variables):
+    optimizer.apply_gradients([(tf.constant([0.5, 0.25]), variable)])
+  np.testing.assert_array_equal(variables[0].numpy(), variables[1].numpy())
+
+
+def test_the_tpu_embedding_engine_sees_its_adam():
+  from tensorflow_recommenders.layers.embedding import tpu_embedding_layer  # pylint: disable=g-import-not-at-top
+  translated = tpu_embedding_layer.translate_keras_optimizer(lazy_adam.Adam(0.05))
+  assert isinstance(translated, tf.tpu.experimental.embedding.Adam)
+  assert translated.lazy_adam  # lazy on TPUs too: the same semantics everywhere
+
+
+def test_amsgrad_is_refused():
+  with pytest.raises(ValueError, match='no AMSGrad variant'):
+    lazy_adam.Adam(amsgrad=True)

@@ -1,5 +1,7 @@
 """Lazy Adam: a step changes only the rows it touched, and those exactly as Adam would."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -78,3 +80,64 @@ def test_the_tpu_embedding_engine_sees_its_adam():
 def test_amsgrad_is_refused():
   with pytest.raises(ValueError, match='no AMSGrad variant'):
     lazy_adam.Adam(amsgrad=True)
+
+
+def test_the_tpu_layout_creates_its_slots_through_the_keras_optimizer():
+  # Under TPUStrategy the embedding engine makes each table's slots with this function;
+  # they land on the Keras optimizer as `m` and `v`, where a CPU run keeps them too.
+  optimizer = lazy_adam.Adam(0.05)
+  from tensorflow_recommenders.layers.embedding import tpu_embedding_layer  # pylint: disable=g-import-not-at-top
+  translated = tpu_embedding_layer.translate_keras_optimizer(optimizer)
+  table = tf.Variable(tf.zeros([ROWS, DIM]))
+  slots = translated.slot_variable_creation_fn(
+      table, translated._slot_names(), translated._slot_initializers())  # pylint: disable=protected-access
+  # (NoDependency: the layer leaves tracking them to the optimizer, hence to checkpoints.)
+  assert slots['momenta'].value is optimizer.get_slot(table, 'm')
+  assert slots['velocities'].value is optimizer.get_slot(table, 'v')
+
+
+def _trained_ranker(optimizer, checkpoint_dir=None):
+  """A small ranker after two steps of `optimizer`; saved to `checkpoint_dir` if given."""
+  from modules import model as model_lib  # pylint: disable=g-import-not-at-top
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  from test_preprocessing import ITEM, RATING_AT_LEAST_4, USER  # pylint: disable=g-import-not-at-top
+  model_inputs = config_lib.ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
+  model = model_lib.RankingModel(model_inputs, {USER.name: USER.vocab_size,
+                                                ITEM.name: ITEM.vocab_size}, optimizer)
+  model.compile(optimizer=optimizer)
+  rng = np.random.default_rng(0)
+  batch = {USER.name: rng.integers(0, USER.vocab_size, 64),
+           ITEM.name: rng.integers(0, ITEM.vocab_size, 64),
+           'label': rng.integers(0, 2, 64)}
+  model.fit(tf.data.Dataset.from_tensors(batch).repeat(2), verbose=0)
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  path = checkpoint.save(os.path.join(checkpoint_dir, 'ckpt')) if checkpoint_dir else None
+  return model, checkpoint, path
+
+
+def _table_and_slot_values(model, optimizer):
+  values = {}
+  for config, table in model.embedding.embedding_tables.items():
+    values[config.name] = table.numpy()
+    for slot in ('m', 'v'):
+      values[f'{config.name}/{slot}'] = optimizer.get_slot(table, slot).numpy()
+  return values
+
+
+@pytest.mark.parametrize('saved_with, restored_with', [
+    (lazy_adam.Adam, tf.keras.optimizers.legacy.Adam),
+    (tf.keras.optimizers.legacy.Adam, lazy_adam.Adam)])
+def test_checkpoints_are_interchangeable_with_keras_adam(tmp_path, saved_with, restored_with):
+  # Keras' Adam layout is the one TPUEmbedding checkpoints hold (see the test above),
+  # so matching it object for object is what lets a run resume on the other device.
+  saver_optimizer = saved_with(0.05)
+  saved_model, _, path = _trained_ranker(saver_optimizer, str(tmp_path))
+  restorer_optimizer = restored_with(0.05)
+  restored_model, checkpoint, _ = _trained_ranker(restorer_optimizer)
+  checkpoint.restore(path).assert_consumed()
+  saved = _table_and_slot_values(saved_model, saver_optimizer)
+  restored = _table_and_slot_values(restored_model, restorer_optimizer)
+  assert sorted(saved) == sorted(restored) and len(saved) == 6
+  for name, value in saved.items():
+    np.testing.assert_array_equal(restored[name], value, err_msg=name)
+  assert restorer_optimizer.iterations.numpy() == saver_optimizer.iterations.numpy() == 2

@@ -5,10 +5,10 @@
 
 Same rows, same model (modules.model.RankingModel, two tables, dim 16, Adagrad), same
 batch, measured side by side in one process:
-- columnar: the Trainer's input since issue 7, ColumnarExamplesGen's blocks of int64
+- columnar: the Trainer's input, ColumnarExamplesGen's blocks of int64
   columns (modules/columnar.py), read with whole-block reads, shuffled and rebatched;
 - tf.Example: Transform's own output (GZIP TFRecord of tf.Examples, hashed ids and
-  label), parsed by `modules.trainer.make_dataset`, the Trainer's input before;
+  label), parsed by `modules.trainer.make_dataset` (`input_format: tf_example`);
 - csv: the seed's `TextLineDataset -> batch -> decode_csv -> Hashing layer` on the raw CSV;
 - model step alone: one batch held in memory, repeated (no input cost at all);
 - each input path alone, iterated without a model.

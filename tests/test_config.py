@@ -129,6 +129,8 @@ def _mutated(edit):
      'positive'),
     (lambda d: d['training'].update(optimizer='rmsprop'), 'training.optimizer',
      'adagrad, adam, dense_adam, sgd'),
+    (lambda d: d['training'].update(input_format='parquet'), 'training.input_format',
+     'columnar, tf_example'),
     (lambda d: d['training'].update(batch_size='256'), 'training.batch_size',
      'positive integer'),
     (lambda d: d['evaluation'].update(min_auc=1.5), 'evaluation.min_auc', '[0, 1]'),

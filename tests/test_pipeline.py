@@ -1,5 +1,6 @@
 """The pipeline on the shipped sample, run for real with LocalDagRunner, checked from ML Metadata."""
 
+import dataclasses
 import gzip
 import os
 import shutil
@@ -47,6 +48,16 @@ def test_the_factory_wires_the_first_half():
   transform = next(c for c in pipeline.components if c.id == 'Transform')
   custom_config = transform.exec_properties['custom_config']
   assert '"vocab_size": 2000' in custom_config and '"operator": ">="' in custom_config
+
+
+def test_tf_example_input_trains_on_transform_output_directly():
+  config = config_lib.load_config(SAMPLE_CONFIG)
+  config = dataclasses.replace(
+      config, training=dataclasses.replace(config.training, input_format='tf_example'))
+  pipeline = pipeline_lib.create_pipeline(config, pipeline_root='/tmp/unused')
+  components = {c.id: c for c in pipeline.components}
+  assert 'ColumnarExamplesGen' not in components
+  assert components['Trainer'].inputs['examples'].producer_component_id == 'Transform'
 
 
 def test_a_module_edit_changes_the_fingerprint(tmp_path, monkeypatch):

@@ -76,9 +76,11 @@ def input_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
   """The split as training batches: columnar blocks when ColumnarExamplesGen wrote
   them (TFX passes `<split dir>/*`), else the tf.Examples, parsed."""
   split_dirs = {os.path.dirname(pattern) for pattern in file_patterns}
-  if len(split_dirs) == 1 and columnar.is_columnar(split_dirs.pop()):
-    return columnar.make_dataset(os.path.dirname(file_patterns[0]), batch_size,
-                                 shuffle=shuffle, seed=seed, repeat=repeat)
+  if len(split_dirs) == 1:
+    split_dir, = split_dirs
+    if columnar.is_columnar(split_dir):
+      return columnar.make_dataset(split_dir, batch_size, shuffle=shuffle, seed=seed,
+                                   repeat=repeat)
   return make_dataset(file_patterns, feature_spec, batch_size, shuffle=shuffle, seed=seed,
                       repeat=repeat)
 

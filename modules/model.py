@@ -26,7 +26,6 @@ from pipeline.config import LABEL_KEY, ModelInputs
 _OPTIMIZERS = {
     'adagrad': tf.keras.optimizers.legacy.Adagrad,
     'adam': lazy_adam.Adam,
-    'dense_adam': tf.keras.optimizers.legacy.Adam,
     'sgd': tf.keras.optimizers.legacy.SGD,
 }
 

@@ -15,9 +15,9 @@ import yaml
 
 COLUMN_TYPES = ('int', 'float', 'string')
 SIDES = ('user', 'item')
-# adam is lazy (a step updates only the rows it touched, as on TPUs); dense_adam is
-# Keras' Adam, which decays every row's moments at every step.
-OPTIMIZERS = ('adagrad', 'adam', 'dense_adam', 'sgd')
+# Each step updates only the rows the batch touched, so its cost does not grow with the
+# tables; adam is the lazy Adam of modules/lazy_adam.py, as on TPUs.
+OPTIMIZERS = ('adagrad', 'adam', 'sgd')
 # How the Trainer reads Transform's output: columnar blocks (ColumnarExamplesGen) or
 # the tf.Examples themselves, parsed row by row.
 INPUT_FORMATS = ('columnar', 'tf_example')

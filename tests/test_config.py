@@ -128,7 +128,7 @@ def _mutated(edit):
     (lambda d: d['training'].update(learning_rate=0), 'training.learning_rate',
      'positive'),
     (lambda d: d['training'].update(optimizer='rmsprop'), 'training.optimizer',
-     'adagrad, adam, dense_adam, sgd'),
+     'adagrad, adam, sgd'),
     (lambda d: d['training'].update(input_format='parquet'), 'training.input_format',
      'columnar, tf_example'),
     (lambda d: d['training'].update(batch_size='256'), 'training.batch_size',

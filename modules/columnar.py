@@ -40,10 +40,13 @@ def check_feature_spec(feature_spec: Mapping[str, tf.io.FixedLenFeature]) -> Lis
   return sorted(feature_spec)
 
 
-def _read_rows(example_files: List[str], feature_spec, chunk_rows: int
+def block_path(split_dir: str, index: int) -> str:
+  return os.path.join(split_dir, f'block-{index:05d}.tensor')
+
+
+def _read_rows(example_files: List[str], feature_spec, columns: List[str], chunk_rows: int
                ) -> Iterator[np.ndarray]:
   """The transformed examples as int64 [columns, rows] chunks, in file order."""
-  columns = check_feature_spec(feature_spec)
   dataset = (tf.data.TFRecordDataset(example_files, compression_type='GZIP')
              .batch(chunk_rows)
              .map(lambda records: tf.io.parse_example(records, feature_spec),
@@ -70,11 +73,11 @@ def write_split(example_files: List[str], feature_spec, out_dir: str,
 
   def flush(data: np.ndarray) -> None:
     nonlocal blocks
-    path = os.path.join(out_dir, f'block-{blocks:05d}.tensor')
-    tf.io.write_file(path, tf.io.serialize_tensor(tf.constant(data, tf.int64)))
+    tf.io.write_file(block_path(out_dir, blocks),
+                     tf.io.serialize_tensor(tf.constant(data, tf.int64)))
     blocks += 1
 
-  for chunk in _read_rows(example_files, feature_spec, chunk_rows=16 * block_rows):
+  for chunk in _read_rows(example_files, feature_spec, columns, chunk_rows=16 * block_rows):
     chunk = chunk[:, rng.permutation(chunk.shape[1])]
     rows += chunk.shape[1]
     pending = np.concatenate([pending, chunk], axis=1)
@@ -107,7 +110,7 @@ def make_dataset(split_dir: str, batch_size: int, shuffle: bool, seed: int,
   """
   manifest = read_manifest(split_dir)
   columns = manifest['columns']
-  paths = [os.path.join(split_dir, f'block-{i:05d}.tensor') for i in range(manifest['blocks'])]
+  paths = [block_path(split_dir, i) for i in range(manifest['blocks'])]
   dataset = tf.data.Dataset.from_tensor_slices(paths)
   if shuffle:
     dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)

@@ -83,8 +83,8 @@ def test_shuffling_changes_row_order_and_batch_mates_between_epochs(split):
   user_column = manifest['columns'].index('userId')
   block_of = {}
   for index in range(manifest['blocks']):
-    block = tf.io.parse_tensor(tf.io.read_file(
-        os.path.join(split_dir, f'block-{index:05d}.tensor')), tf.int64).numpy()
+    block = tf.io.parse_tensor(tf.io.read_file(columnar.block_path(split_dir, index)),
+                               tf.int64).numpy()
     block_of.update({user: index for user in block[user_column]})
   # A batch mixes rows of several blocks: rows move, not just blocks.
   assert len({block_of[user] for user in first[:100]}) >= 3

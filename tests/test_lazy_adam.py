@@ -12,7 +12,7 @@ ROWS, DIM = 50, 4
 TOUCHED = [3, 7, 7, 20]  # 7 twice: repeated ids add their gradients, as in a batch
 
 
-def _table_and_slots(optimizer, seed=0):
+def _table_after_a_first_step(optimizer, seed=0):
   rng = np.random.default_rng(seed)
   table = tf.Variable(rng.normal(size=(ROWS, DIM)).astype(np.float32))
   # Non-zero moments, as after earlier steps, so that decay would show.
@@ -35,7 +35,7 @@ def _snapshot(optimizer, table):
 
 def test_untouched_rows_and_their_moments_stay_bit_identical():
   optimizer = lazy_adam.Adam(learning_rate=0.1)
-  table = _table_and_slots(optimizer)
+  table = _table_after_a_first_step(optimizer)
   before = _snapshot(optimizer, table)
   _step(optimizer, table)
   after = _snapshot(optimizer, table)
@@ -47,7 +47,7 @@ def test_untouched_rows_and_their_moments_stay_bit_identical():
 
 def test_touched_rows_match_keras_adam_for_one_step():
   lazy, dense = lazy_adam.Adam(learning_rate=0.1), tf.keras.optimizers.legacy.Adam(0.1)
-  lazy_table, dense_table = _table_and_slots(lazy), _table_and_slots(dense)
+  lazy_table, dense_table = _table_after_a_first_step(lazy), _table_after_a_first_step(dense)
   np.testing.assert_array_equal(_snapshot(lazy, lazy_table)['m'],
                                 _snapshot(dense, dense_table)['m'])
   _step(lazy, lazy_table)

@@ -28,9 +28,9 @@ def validate(config: config_lib.RunConfig) -> None:
   from pipeline import csv_example_gen  # pylint: disable=g-import-not-at-top
   files = config_lib.check_inputs_exist(config)
   csv_example_gen.check_headers(files, config.dataset.columns)
-  if config.paths.schema and not os.path.exists(config.paths.schema):
+  if config.paths.schema_file and not os.path.exists(config.paths.schema_file):
     raise config_lib.ConfigError(config.source, 'paths.schema',
-                                 f'no such file: {config.paths.schema}')
+                                 f'no such file: {config.paths.schema_file}')
 
 
 def run(config: config_lib.RunConfig, enable_cache: bool = True) -> None:

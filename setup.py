@@ -8,8 +8,9 @@ setuptools.setup(
     version='0.1.0',
     description='Reference TFX pipeline for embedding-based recommender ranking models',
     python_requires='>=3.10,<3.11',
-    packages=setuptools.find_packages(include=['pipeline', 'pipeline.*', 'modules',
-                                               'modules.*']),
+    license='Apache-2.0',
+    packages=setuptools.find_packages(include=['contract', 'modules', 'pipeline',
+                                               'inspection']),
     # Exact versions live in constraints.txt; these are the ranges the code supports.
     install_requires=[
         'tfx[kfp]>=1.16,<1.17',
@@ -18,7 +19,8 @@ setuptools.setup(
         'tensorflow-recommenders>=0.7.7,<0.8',
         'apache-beam[gcp]>=2.59,<2.60',
         'PyYAML>=6',
+        'pydantic>=2.14,<3',
     ],
     extras_require={'test': ['pytest']},
-    entry_points={'console_scripts': ['ranker-inspect = pipeline.inspect:main']},
+    entry_points={'console_scripts': ['ranker-inspect = inspection.cli:main']},
 )

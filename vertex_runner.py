@@ -12,7 +12,6 @@ login`). Vertex AI brings its own ML Metadata store, so none is configured here.
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 
@@ -31,7 +30,8 @@ def with_overrides(config: config_lib.RunConfig, args: argparse.Namespace
   overrides = {name: getattr(args, name)
                for name in ('project', 'region', 'image', 'service_account')
                if getattr(args, name)}
-  return dataclasses.replace(config, vertex=dataclasses.replace(config.vertex, **overrides))
+  vertex = config.vertex.model_copy(update=overrides)
+  return config.model_copy(update={'vertex': vertex}).with_source(config.source)
 
 
 def compile_pipeline(config: config_lib.RunConfig, output_path: str,

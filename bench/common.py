@@ -27,7 +27,7 @@ from pipeline import runtime  # pylint: disable=g-import-not-at-top
 
 runtime.configure()
 
-from pipeline.inspect import text_table  # pylint: disable=g-import-not-at-top,unused-import
+from inspection.text import text_table  # pylint: disable=g-import-not-at-top,unused-import
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -109,7 +109,7 @@ def run_pipeline(config_path: str, output_root: str, overrides: Dict[str, Any]) 
   import subprocess  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   import yaml  # pylint: disable=g-import-not-at-top
-  from pipeline import run_store  # pylint: disable=g-import-not-at-top
+  from inspection import run_store  # pylint: disable=g-import-not-at-top
   os.makedirs(output_root, exist_ok=True)
   derived = os.path.join(output_root, 'bench_config.yaml')
   with open(derived, 'w') as f:

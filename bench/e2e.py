@@ -6,7 +6,7 @@
 
 Each (dataset, Beam mode) is a fresh `local_runner.py` process with an empty output root
 (nothing cached): its wall time includes start-up and imports. Per-component times come
-from ML Metadata (pipeline.run_store). Training runs `--epochs` epochs (default 2) so
+from ML Metadata (inspection.run_store). Training runs `--epochs` epochs (default 2) so
 that the Beam components are not hidden behind a long training; trainer_throughput.py
 measures training itself. Start-up is measured on its own as the time to import TFX.
 """

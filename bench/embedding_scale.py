@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top
 
-from pipeline.config import OPTIMIZERS  # pylint: disable=g-import-not-at-top
+from contract.model_inputs import OPTIMIZERS  # pylint: disable=g-import-not-at-top
 
 DIM = 16
 BATCH = 8192
@@ -38,7 +38,8 @@ def measure(optimizer_name: str, user_vocab: int, steps: int) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from modules import model as model_lib  # pylint: disable=g-import-not-at-top
-  from pipeline.config import LABEL_KEY, FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+  from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+  from contract.names import LABEL_KEY  # pylint: disable=g-import-not-at-top
 
   item_vocab = max(user_vocab // 5, 1)
   inputs = ModelInputs(

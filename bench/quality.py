@@ -22,7 +22,7 @@ import common  # pylint: disable=g-import-not-at-top
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from pipeline import artifact_contents  # pylint: disable=g-import-not-at-top
+from inspection import artifact_contents  # pylint: disable=g-import-not-at-top
 from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
 
 # config -> the raw MovieLens file under ../shared/data it is converted from.
@@ -89,7 +89,7 @@ def evaluate(config: config_lib.RunConfig, output_root: str, run: bool) -> dict:
   """The AUC of every method on the eval split of one dataset's pipeline run."""
   import surprise  # pylint: disable=g-import-not-at-top
   from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
-  from pipeline import run_store  # pylint: disable=g-import-not-at-top
+  from inspection import run_store  # pylint: disable=g-import-not-at-top
   if run:
     outcome = common.run_pipeline(config.source, output_root, {})
     store, pipeline_run = outcome['store'], outcome['run']
@@ -101,7 +101,7 @@ def evaluate(config: config_lib.RunConfig, output_root: str, run: bool) -> dict:
   model = store.output(pipeline_run, 'Trainer', 'model')
   evaluation_artifact = store.output(pipeline_run, 'Evaluator', 'evaluation')
   train, evaluation = _rows(examples.uri, 'train'), _rows(examples.uri, 'eval')
-  label = config.dataset.label
+  label = config.dataset.label.spec
   if label.column != 'rating' or label.operator != '>=':
     raise SystemExit(f'{config.source}: the baselines predict ratings; the label must be '
                      f'rating >= threshold, not {label.expression}')

@@ -29,7 +29,8 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from modules import columnar  # pylint: disable=g-import-not-at-top
 from modules import model as model_lib  # pylint: disable=g-import-not-at-top
 from modules import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-from pipeline.config import LABEL_KEY, FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+from contract.names import LABEL_KEY  # pylint: disable=g-import-not-at-top
 
 USER_VOCAB, ITEM_VOCAB, DIM = 25_000, 16_000, 16  # configs/movielens_1m.yaml's tables
 MODEL_INPUTS = ModelInputs(

@@ -20,7 +20,8 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_recommenders as tfrs
 
 from modules import lazy_adam
-from pipeline.config import LABEL_KEY, ModelInputs
+from contract.model_inputs import ModelInputs
+from contract.names import LABEL_KEY
 
 # TPUEmbedding keeps optimizer slots in the layout of these (legacy) Keras optimizers.
 _OPTIMIZERS = {

@@ -14,7 +14,8 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_transform as tft
 from tensorflow_transform import schema_inference
 
-from pipeline.config import LABEL_KEY, MODEL_INPUTS_KEY, FeatureSpec, LabelSpec, ModelInputs
+from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs
+from contract.names import LABEL_KEY, MODEL_INPUTS_KEY
 
 _COMPARISONS = {
     '>=': tf.greater_equal,

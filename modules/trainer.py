@@ -18,16 +18,10 @@ import tensorflow_transform as tft
 from modules import columnar
 from modules import model as model_lib
 from modules import strategy as strategy_lib
-from pipeline.config import MODEL_INPUTS_KEY, ModelInputs, TrainingConfig
+from contract.model_inputs import ModelInputs, TrainingOptions
+from contract.names import (IDS_SIGNATURE, MODEL_INPUTS_KEY, PREDICTION_KEY,
+                            SERVING_SIGNATURE, TRAINING_KEY, TRANSFORM_SIGNATURE)
 
-# Trainer custom_config key for TrainingConfig.to_dict(); MODEL_INPUTS_KEY is shared
-# with Transform's custom_config.
-TRAINING_KEY = 'training'
-
-SERVING_SIGNATURE = 'serving_default'
-TRANSFORM_SIGNATURE = 'transform_features'
-IDS_SIGNATURE = 'serve_ids'
-PREDICTION_KEY = 'probability'
 _SHUFFLE_BUFFER = 65_536
 
 
@@ -103,7 +97,7 @@ class _CheckpointEachEpoch(tf.keras.callbacks.Callback):
     self._manager.save(checkpoint_number=epoch + 1)
 
 
-def train(model_inputs: ModelInputs, training: TrainingConfig, vocab_sizes: Mapping[str, int],
+def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Mapping[str, int],
           train_files: List[str], eval_files: List[str], feature_spec: Mapping[str, Any],
           model_run_dir: str, strategy: tf.distribute.Strategy):
   """Trains under `strategy`; returns (latest checkpoint path, Keras history dict)."""
@@ -199,7 +193,7 @@ def _final_metrics(history: Mapping[str, List[float]]) -> Dict[str, float]:
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point (GenericExecutor)."""
   model_inputs = ModelInputs.from_dict(fn_args.custom_config[MODEL_INPUTS_KEY])
-  training = TrainingConfig.from_dict(fn_args.custom_config[TRAINING_KEY])
+  training = TrainingOptions.from_dict(fn_args.custom_config[TRAINING_KEY])
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   vocab_sizes = vocab_sizes_from_schema(tft_output, model_inputs)
   feature_spec = tft_output.transformed_feature_spec()

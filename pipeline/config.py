@@ -1,44 +1,51 @@
 """One YAML file describes a run; this module turns it into typed, validated objects.
 
 Everything is checked here, before any TFX component is built, so that a typo in a
-config fails in a second with the file and the key named, not an hour into a run.
-This module needs only PyYAML: the trainer and transform modules import it too.
+config fails in a second with the file and the key named, not an hour into a run:
+
+    configs/x.yaml: training.learning_rat: unknown key; did you mean learning_rate?
+
+A config may start with `extends: other.yaml` and give only what differs; any key can
+be overridden from the command line (`--set training.epochs=3`). The JSON schema for
+editors comes from the same models:
+
+    python -m pipeline.config schema --output configs/config.schema.json
+    python -m pipeline.config check configs/movielens_100k.yaml --set training.epochs=3
 """
 
-import dataclasses
+import argparse
+import difflib
 import glob
+import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import sys
+import typing
+from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tuple
 
+import pydantic
 import yaml
 
-COLUMN_TYPES = ('int', 'float', 'string')
-SIDES = ('user', 'item')
-# Each step updates only the rows the batch touched, so its cost does not grow with the
-# tables; adam is the lazy Adam of modules/lazy_adam.py, as on TPUs.
-OPTIMIZERS = ('adagrad', 'adam', 'sgd')
-# How the Trainer reads Transform's output: columnar blocks (ColumnarExamplesGen) or
-# the tf.Examples themselves, parsed row by row.
-INPUT_FORMATS = ('columnar', 'tf_example')
-DIRECT_RUNNING_MODES = ('in_memory', 'multi_threading', 'multi_processing')
-LABEL_OPERATORS = ('>=', '>', '<=', '<', '==', '!=')
+from contract.model_inputs import (SIDES, ColumnType, FeatureOptions, FeatureSpec, LabelSpec,
+                                   ModelInputs, PositiveInt, StrictModel, TrainingOptions,
+                                   problem_at)
+
 # Vertex AI's accelerator types (google.cloud.aiplatform_v1.AcceleratorType; a test keeps
-# this list within the installed enum) for the Trainer's custom job.
-TPU_ACCELERATORS = ('TPU_V2', 'TPU_V3', 'TPU_V4_POD', 'TPU_V5_LITEPOD')
-GPU_ACCELERATORS = ('NVIDIA_TESLA_T4', 'NVIDIA_TESLA_V100', 'NVIDIA_TESLA_P100',
-                    'NVIDIA_TESLA_P4', 'NVIDIA_TESLA_A100', 'NVIDIA_A100_80GB', 'NVIDIA_L4',
-                    'NVIDIA_H100_80GB', 'NVIDIA_H100_MEGA_80GB', 'NVIDIA_H200_141GB')
+# these within the installed enum) for the Trainer's custom job.
+TpuAccelerator = Literal['TPU_V2', 'TPU_V3', 'TPU_V4_POD', 'TPU_V5_LITEPOD']
+GpuAccelerator = Literal['NVIDIA_TESLA_T4', 'NVIDIA_TESLA_V100', 'NVIDIA_TESLA_P100',
+                         'NVIDIA_TESLA_P4', 'NVIDIA_TESLA_A100', 'NVIDIA_A100_80GB',
+                         'NVIDIA_L4', 'NVIDIA_H100_80GB', 'NVIDIA_H100_MEGA_80GB',
+                         'NVIDIA_H200_141GB']
+TPU_ACCELERATORS: Tuple[str, ...] = TpuAccelerator.__args__
+GPU_ACCELERATORS: Tuple[str, ...] = GpuAccelerator.__args__
 # Vertex machine types that come with their TPU chips (TPU VMs: v5e, v5p, v6e).
 TPU_VM_MACHINE_PREFIXES = ('ct5lp-', 'ct5p-', 'ct6e-')
 
-# Label tensor name in the transformed data; the raw columns keep their own names.
-LABEL_KEY = 'label'
-# custom_config key under which Transform and the Trainer receive ModelInputs.to_dict().
-MODEL_INPUTS_KEY = 'model_inputs'
-
-_NAME_PATTERN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-_CONDITION_PATTERN = re.compile(r'^\s*(>=|<=|==|!=|>|<)\s*([-+]?\d+(\.\d*)?|[-+]?\.\d+)\s*$')
+_CONDITION = re.compile(r'^\s*(>=|<=|==|!=|>|<)\s*([-+]?\d+(\.\d*)?|[-+]?\.\d+)\s*$')
+_IDENTIFIER = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+Text = Annotated[str, pydantic.StringConstraints(strict=True, strip_whitespace=True,
+                                                  min_length=1)]
 
 
 class ConfigError(ValueError):
@@ -50,94 +57,85 @@ class ConfigError(ValueError):
     self.key = key
 
 
-@dataclasses.dataclass(frozen=True)
-class LabelSpec:
-  """How the 0/1 training label is derived from a raw column, e.g. `rating >= 4`."""
-  column: str
-  operator: str
-  threshold: float
+
+class LabelConfig(StrictModel):
+  column: Text
+  # An operator and a number, like ">= 4".
+  positive_when: Text
+
+  @pydantic.field_validator('positive_when')
+  @classmethod
+  def _is_condition(cls, value: str) -> str:
+    if not _CONDITION.match(value):
+      raise ValueError('must be an operator (>= > <= < == !=) followed by a number, '
+                       f'like ">= 4"; got {value!r}')
+    return value
 
   @property
-  def expression(self) -> str:
-    return f'{self.column} {self.operator} {self.threshold:g}'
+  def spec(self) -> LabelSpec:
+    match = _CONDITION.match(self.positive_when)
+    return LabelSpec(column=self.column, operator=match.group(1),
+                     threshold=float(match.group(2)))
 
 
-@dataclasses.dataclass(frozen=True)
-class FeatureSpec:
-  """One id column hashed into its own embedding table."""
-  name: str
-  column_type: str
-  hash: bool
-  vocab_size: int
-  embedding_dim: int
-  belongs_to: str
+class SplitConfig(StrictModel):
+  """Hash buckets per split: 4 and 1 send 4 of every 5 rows to train."""
+  train: PositiveInt = 4
+  eval: PositiveInt = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelInputs:
-  """What Transform and the Trainer need: the features and the label, nothing else.
+class DatasetConfig(StrictModel):
+  columns: Annotated[Dict[str, ColumnType], pydantic.Field(min_length=1)]
+  label: LabelConfig
+  split: SplitConfig = SplitConfig()
 
-  Kept separate from the run's paths and options so that it can travel through a
-  component's `custom_config` without tying the component's cache key to them.
-  """
-  features: Tuple[FeatureSpec, ...]
-  label: LabelSpec
-
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
+  @pydantic.field_validator('columns')
   @classmethod
-  def from_dict(cls, data: Mapping[str, Any]) -> 'ModelInputs':
-    return cls(
-        features=tuple(FeatureSpec(**f) for f in data['features']),
-        label=LabelSpec(**data['label']))
+  def _identifiers(cls, columns: Dict[str, str]) -> Dict[str, str]:
+    for name in columns:
+      if not _IDENTIFIER.match(name):
+        raise problem_at(name, 'column names must be identifiers (letters, digits, '
+                         'underscores)')
+    return columns
 
-  def side(self, belongs_to: str) -> Tuple[FeatureSpec, ...]:
-    return tuple(f for f in self.features if f.belongs_to == belongs_to)
+  @pydantic.model_validator(mode='after')
+  def _label_from_a_number(self) -> 'DatasetConfig':
+    column = self.label.column
+    if column not in self.columns:
+      raise problem_at('label.column', f'{column!r} is not a dataset column '
+                       f'({", ".join(self.columns)})')
+    if self.columns[column] == 'string':
+      raise problem_at('label.column', f'{column!r} is a string column; the label must '
+                       'be derived from an int or float column')
+    return self
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetConfig:
-  columns: Dict[str, str]
-  label: LabelSpec
-  split: Dict[str, int]
+class EvaluationConfig(StrictModel):
+  min_auc: Annotated[float, pydantic.Field(strict=True, ge=0, le=1)]
+  max_auc_regression: Annotated[float, pydantic.Field(strict=True, ge=0)] = 0.01
+  slice_by: Tuple[Text, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-  batch_size: int
-  epochs: Optional[int]
-  steps: Optional[int]
-  learning_rate: float
-  optimizer: str
-  seed: int
-  # Penalty on the squared norm of the looked-up embedding rows (user and item side).
-  l2_regularization: float
-  # '' trains on CPU/GPU; 'local' uses the TPU attached to this VM; else a TPU name.
-  tpu: str
-  input_format: str = 'columnar'
+class PathsConfig(StrictModel):
+  """Relative paths are relative to the config file; URIs (gs://...) stay as they are."""
+  input: Text
+  # A curated raw schema (schema.pbtxt); without one, SchemaGen infers it.
+  schema_file: Optional[Text] = pydantic.Field(None, alias='schema')
+  output_root: Text
+  serving_dir: Optional[Text] = None
+  model_config = pydantic.ConfigDict(populate_by_name=True)
 
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
+  @pydantic.model_validator(mode='before')
   @classmethod
-  def from_dict(cls, data: Mapping[str, Any]) -> 'TrainingConfig':
-    return cls(**data)
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationConfig:
-  min_auc: float
-  max_auc_regression: float
-  slice_by: Tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class PathsConfig:
-  input: str
-  schema: Optional[str]
-  output_root: str
-  serving_dir: str
+  def _relative_to_the_config(cls, data: Any, info: pydantic.ValidationInfo) -> Any:
+    base_dir = (info.context or {}).get('base_dir')
+    if not isinstance(data, dict) or base_dir is None:
+      return data
+    resolved = {key: _resolve(base_dir, value) if isinstance(value, str) and value.strip()
+                else value for key, value in data.items()}
+    if resolved.get('serving_dir') is None and isinstance(resolved.get('output_root'), str):
+      resolved['serving_dir'] = os.path.join(resolved['output_root'], 'serving')
+    return resolved
 
   @property
   def pipeline_root(self) -> str:
@@ -148,11 +146,12 @@ class PathsConfig:
     return os.path.join(self.output_root, 'metadata.sqlite')
 
 
-@dataclasses.dataclass(frozen=True)
-class BeamConfig:
-  direct_running_mode: str
-  direct_num_workers: int
-  extra_args: Tuple[str, ...]
+class BeamConfig(StrictModel):
+  direct_running_mode: Literal['in_memory', 'multi_threading',
+                               'multi_processing'] = 'in_memory'
+  # 0 is one worker per core.
+  direct_num_workers: Annotated[int, pydantic.Field(strict=True, ge=0)] = 1
+  extra_args: Tuple[str, ...] = ()
 
   def pipeline_args(self) -> List[str]:
     return [
@@ -162,165 +161,236 @@ class BeamConfig:
     ]
 
 
-@dataclasses.dataclass(frozen=True)
-class VertexTrainerConfig:
+class VertexTrainerConfig(StrictModel):
   """The machines of the Trainer's Vertex AI custom job."""
-  machine_type: str
-  accelerator_type: Optional[str]
-  accelerator_count: int
-  tpu_topology: Optional[str]
+  machine_type: Text = 'n1-standard-8'
+  accelerator_type: Optional[Literal[TpuAccelerator, GpuAccelerator]] = None
+  accelerator_count: PositiveInt = 1
+  tpu_topology: Optional[Text] = None
   # 1 trains on one machine; N > 1 adds N - 1 identical workers (multi-worker strategy).
-  replica_count: int
+  replica_count: PositiveInt = 1
   # Defaults to the pipeline image; TPU jobs need one built with tensorflow-tpu.
-  image: Optional[str]
+  image: Optional[Text] = None
 
   @property
   def uses_tpu(self) -> bool:
     return (self.accelerator_type in TPU_ACCELERATORS
             or self.machine_type.startswith(TPU_VM_MACHINE_PREFIXES))
 
+  @pydantic.model_validator(mode='after')
+  def _machines_fit(self) -> 'VertexTrainerConfig':
+    accelerator = self.accelerator_type
+    if self.machine_type == 'cloud-tpu' and accelerator not in TPU_ACCELERATORS:
+      raise problem_at('accelerator_type', 'machine_type cloud-tpu needs a TPU accelerator '
+                       f'({", ".join(TPU_ACCELERATORS)}), got {accelerator!r}')
+    if accelerator in TPU_ACCELERATORS and self.machine_type != 'cloud-tpu':
+      raise problem_at('machine_type', f'{accelerator} runs on machine_type cloud-tpu, '
+                       f'got {self.machine_type!r}')
+    if self.uses_tpu and self.replica_count != 1:
+      # One TPU host drives the whole slice; a bigger slice is a bigger topology.
+      raise problem_at('replica_count', 'must be 1 on TPUs (choose a larger TPU '
+                       f'instead), got {self.replica_count}')
+    return self
 
-@dataclasses.dataclass(frozen=True)
-class DataflowConfig:
+
+class DataflowConfig(StrictModel):
   """Where the Beam components run on Google Cloud (Dataflow) instead of in their pod."""
-  temp_location: str
-  region: Optional[str]
-  machine_type: str
-  max_workers: int
-  disk_size_gb: Optional[int]
+  temp_location: Annotated[Text, pydantic.Field(pattern=r'^gs://')]
+  region: Optional[Text] = None
+  machine_type: Text = 'n1-standard-4'
+  max_workers: PositiveInt = 4
+  disk_size_gb: Optional[PositiveInt] = None
 
 
-@dataclasses.dataclass(frozen=True)
-class EndpointConfig:
+class EndpointConfig(StrictModel):
   """A Vertex AI Endpoint the Pusher deploys the blessed model to."""
-  name: str
-  serving_image: str
-  machine_type: str
-  min_replicas: int
-  max_replicas: int
+  name: Text
+  serving_image: Text
+  machine_type: Text = 'n1-standard-2'
+  min_replicas: PositiveInt = 1
+  max_replicas: PositiveInt = 1
+
+  @pydantic.model_validator(mode='after')
+  def _replicas_ordered(self) -> 'EndpointConfig':
+    if self.max_replicas < self.min_replicas:
+      raise problem_at('max_replicas', f'must be at least min_replicas '
+                       f'({self.min_replicas}), got {self.max_replicas}')
+    return self
 
 
-@dataclasses.dataclass(frozen=True)
-class VertexConfig:
+class VertexConfig(StrictModel):
   """Google Cloud settings; only vertex_runner.py reads them."""
-  project: str
-  region: str
-  image: Optional[str]
-  service_account: Optional[str]
-  trainer: VertexTrainerConfig
-  dataflow: Optional[DataflowConfig]
-  endpoint: Optional[EndpointConfig]
+  project: Text
+  region: Text
+  image: Optional[Text] = None
+  service_account: Optional[Text] = None
+  trainer: VertexTrainerConfig = VertexTrainerConfig()
+  dataflow: Optional[DataflowConfig] = None
+  endpoint: Optional[EndpointConfig] = None
 
 
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
+class RunConfig(StrictModel):
   """A whole run, as described by one YAML file."""
-  source: str
-  pipeline_name: str
+  # Vertex AI and ML Metadata both accept this form; anything else fails later, far away.
+  pipeline_name: Annotated[Text, pydantic.Field(pattern=r'^[a-z0-9][a-z0-9-]*$')]
   dataset: DatasetConfig
-  features: Tuple[FeatureSpec, ...]
-  training: TrainingConfig
+  # Each id column that gets an embedding table, by column name.
+  features: Dict[str, FeatureOptions]
+  training: TrainingOptions
   evaluation: EvaluationConfig
   paths: PathsConfig
-  beam: BeamConfig
+  beam: BeamConfig = BeamConfig()
   vertex: Optional[VertexConfig] = None
+  # The file it was read from, for error messages; not a YAML key.
+  _source: str = pydantic.PrivateAttr('<config>')
+
+  @property
+  def source(self) -> str:
+    return self._source
 
   @property
   def model_inputs(self) -> ModelInputs:
-    return ModelInputs(features=self.features, label=self.dataset.label)
+    return ModelInputs(
+        features=tuple(FeatureSpec(name=name, column_type=self.dataset.columns[name],
+                                   **options.model_dump())
+                       for name, options in self.features.items()),
+        label=self.dataset.label.spec)
+
+  @pydantic.model_validator(mode='after')
+  def _features_fit_the_data(self) -> 'RunConfig':
+    columns = self.dataset.columns
+    for name, feature in self.features.items():
+      if name not in columns:
+        raise problem_at(f'features.{name}', 'is not a dataset column; columns are '
+                         + ', '.join(columns))
+      if name == self.dataset.label.column:
+        raise problem_at(f'features.{name}', 'is the label column and cannot also be a '
+                         'feature')
+      if columns[name] == 'float':
+        raise problem_at(f'features.{name}', 'is a float column; id features must be int '
+                         'or string')
+      if not feature.hash and columns[name] != 'int':
+        raise problem_at(f'features.{name}.hash', 'false needs an int column holding ids '
+                         'in [0, vocab_size); string ids must be hashed')
+    for side in SIDES:
+      if not any(f.belongs_to == side for f in self.features.values()):
+        raise problem_at('features', f'needs at least one feature with belongs_to: {side}')
+    user_units, item_units = (
+        sum(f.embedding_dim for f in self.features.values() if f.belongs_to == side)
+        for side in SIDES)
+    # Each side's embeddings are concatenated and the two sides meet in one dot product.
+    if user_units != item_units:
+      raise problem_at('features', 'the embedding_dim of the user features must add up '
+                       f'to that of the item features (user {user_units}, item '
+                       f'{item_units})')
+    for column in self.evaluation.slice_by:
+      if column not in columns:
+        raise problem_at('evaluation.slice_by', f'{column!r} is not a dataset column')
+    return self
+
+  def with_source(self, source: str) -> 'RunConfig':
+    self._source = source  # a private attribute: frozen covers only the fields
+    return self
 
 
-class _Section:
-  """Reads one YAML mapping, remembering where it is so errors can say so."""
-
-  def __init__(self, source: str, key: str, value: Any):
-    if not isinstance(value, dict):
-      raise ConfigError(source, key or '<top level>',
-                        f'must be a mapping, got {_describe(value)}')
-    self.source = source
-    self.key = key
-    self._values = dict(value)
-    self._allowed = set()
-
-  def path(self, name: str) -> str:
-    return f'{self.key}.{name}' if self.key else str(name)
-
-  def error(self, name: str, problem: str) -> ConfigError:
-    return ConfigError(self.source, self.path(name), problem)
-
-  def get(self, name: str, kind: str, default: Any = ..., choices=None) -> Any:
-    self._allowed.add(name)
-    if name not in self._values or self._values[name] is None:
-      if default is ...:
-        raise self.error(name, f'is required ({_KIND_TEXT[kind]})')
-      return default
-    value = _check_kind(self._values[name], kind)
-    if value is _BAD:
-      raise self.error(name, f'must be {_KIND_TEXT[kind]}, got '
-                       f'{_describe(self._values[name])}')
-    if choices is not None and value not in choices:
-      raise self.error(name, f'must be one of {", ".join(choices)}, got {value!r}')
-    return value
-
-  def section(self, name: str, default: Any = ...) -> '_Section':
-    self._allowed.add(name)
-    value = self._values.get(name)
-    if value is None:
-      if default is ...:
-        raise self.error(name, 'is required (a mapping)')
-      value = default
-    return _Section(self.source, self.path(name), value)
-
-  def optional_section(self, name: str) -> Optional['_Section']:
-    """The named mapping, or None when the key is absent or null."""
-    self._allowed.add(name)
-    return None if self._values.get(name) is None else self.section(name)
-
-  def items(self):
-    return self._values.items()
-
-  def finish(self) -> None:
-    unknown = sorted(set(self._values) - self._allowed, key=str)
-    if unknown:
-      raise self.error(unknown[0], 'unknown key; expected one of '
-                       + ', '.join(sorted(self._allowed)))
-
-
-_BAD = object()
-_KIND_TEXT = {
-    'str': 'a non-empty string',
-    'int': 'an integer',
-    'positive_int': 'a positive integer',
-    'number': 'a number',
-    'bool': 'true or false',
-    'str_list': 'a list of strings',
-}
-
-
-def _check_kind(value: Any, kind: str) -> Any:
-  """Returns the value if it is of the kind, else _BAD. bool is never a number."""
-  if kind == 'str':
-    ok = isinstance(value, str) and value.strip() != ''
-  elif kind == 'int':
-    ok = isinstance(value, int) and not isinstance(value, bool)
-  elif kind == 'positive_int':
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-  elif kind == 'number':
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    value = float(value) if ok else value
-  elif kind == 'bool':
-    ok = isinstance(value, bool)
-  elif kind == 'str_list':
-    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    value = tuple(value) if ok else value
-  else:
-    raise AssertionError(kind)
-  return value if ok else _BAD
-
+# Pydantic's errors, in the config's words. ---------------------------------------------
 
 def _describe(value: Any) -> str:
   return f'{type(value).__name__} {value!r}' if value is not None else 'nothing'
 
+
+def _choices(expected: str) -> str:
+  """"'a', 'b' or 'c'" (pydantic's literal_error) -> 'a, b, c'."""
+  return ', '.join(re.findall(r"'([^']*)'", expected)) or expected
+
+
+def _unwrap(annotation: Any) -> Any:
+  """The model class inside Optional[...], Annotated[...]."""
+  while typing.get_origin(annotation) in (typing.Union, Annotated):
+    annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+  return annotation
+
+
+def _known_keys(loc: Tuple[Any, ...]) -> List[str]:
+  """The keys the mapping at `loc` may hold, following the models from RunConfig."""
+  model: Any = RunConfig
+  path = list(loc)
+  while path:
+    if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+      return []
+    fields = {f.alias or name: f for name, f in model.model_fields.items()}
+    field = fields.get(path.pop(0))
+    if field is None:
+      return []
+    model = _unwrap(field.annotation)
+    if typing.get_origin(model) in (dict, Dict) and path:
+      model = _unwrap(typing.get_args(model)[1])
+      path.pop(0)
+  if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+    return [f.alias or name for name, f in model.model_fields.items()]
+  return []
+
+
+def _problem(error: Dict[str, Any]) -> str:
+  kind, ctx, value = error['type'], error.get('ctx') or {}, error.get('input')
+  got = f', got {_describe(value)}'
+  if kind == 'missing':
+    return 'is required'
+  if kind == 'extra_forbidden':
+    known = _known_keys(error['loc'][:-1])
+    close = difflib.get_close_matches(str(error['loc'][-1]), known, n=1, cutoff=0.6)
+    if close:
+      return f'unknown key; did you mean {close[0]}?'
+    return 'unknown key; expected one of ' + ', '.join(sorted(known))
+  if kind in ('model_type', 'dict_type', 'model_attributes_type'):
+    return 'must be a mapping' + got
+  if kind in ('int_type', 'int_parsing', 'int_from_float'):
+    return 'must be an integer' + got
+  if kind in ('float_type', 'float_parsing'):
+    return 'must be a number' + got
+  if kind in ('bool_type', 'bool_parsing'):
+    return 'must be true or false' + got
+  if kind in ('string_type',):
+    return 'must be a string' + got
+  if kind in ('list_type', 'tuple_type'):
+    return 'must be a list' + got
+  if kind == 'string_too_short':
+    return 'must not be empty'
+  if kind == 'too_short':
+    return f'must have at least {ctx.get("min_length")} entries'
+  if kind == 'literal_error':
+    return f'must be one of {_choices(ctx["expected"])}' + got
+  if kind == 'greater_than':
+    return ('must be positive' if ctx['gt'] == 0 else f'must be greater than {ctx["gt"]}') + got
+  if kind == 'greater_than_equal':
+    return f'must be at least {ctx["ge"]}' + got
+  if kind == 'less_than_equal':
+    return f'must be at most {ctx["le"]}' + got
+  if kind == 'string_pattern_mismatch':
+    patterns = {r'^[a-z0-9][a-z0-9-]*$': 'lower-case letters, digits and dashes',
+                r'^gs://': 'a gs:// URI'}
+    return f'must be {patterns.get(ctx["pattern"], "like " + ctx["pattern"])}' + got
+  if kind == 'problem_at':
+    return ctx['message']
+  if kind == 'value_error':
+    return str(ctx.get('error', error['msg']))
+  return error['msg']
+
+
+def _key(error: Dict[str, Any]) -> str:
+  loc = [str(part) for part in error['loc'] if part != '[key]']
+  if error['type'] == 'problem_at':
+    loc.append(error['ctx']['key'])
+  return '.'.join(loc) or '<top level>'
+
+
+def config_error(error: pydantic.ValidationError, source: str) -> ConfigError:
+  """The one error a person should fix first: an unknown key explains a missing one."""
+  errors = sorted(error.errors(), key=lambda e: e['type'] != 'extra_forbidden')
+  return ConfigError(source, _key(errors[0]), _problem(errors[0]))
+
+
+# Reading YAML. ---------------------------------------------------------------------------
 
 def _resolve(base_dir: str, path: str) -> str:
   """Relative paths are relative to the config file; URIs (gs://...) stay as they are."""
@@ -329,247 +399,13 @@ def _resolve(base_dir: str, path: str) -> str:
   return os.path.normpath(os.path.join(base_dir, path))
 
 
-def _parse_label(dataset: _Section, columns: Mapping[str, str]) -> LabelSpec:
-  label = dataset.section('label')
-  column = label.get('column', 'str')
-  condition = label.get('positive_when', 'str')
-  label.finish()
-  if column not in columns:
-    raise label.error('column', f'{column!r} is not a dataset column '
-                      f'({", ".join(columns)})')
-  if columns[column] == 'string':
-    raise label.error('column', f'{column!r} is a string column; the label must be '
-                      'derived from an int or float column')
-  match = _CONDITION_PATTERN.match(condition)
-  if not match:
-    raise label.error('positive_when', f'must be an operator ({" ".join(LABEL_OPERATORS)}) '
-                      f'followed by a number, like ">= 4"; got {condition!r}')
-  return LabelSpec(column=column, operator=match.group(1), threshold=float(match.group(2)))
-
-
-def _parse_dataset(top: _Section) -> DatasetConfig:
-  dataset = top.section('dataset')
-  columns_section = dataset.section('columns')
-  columns = {}
-  for name, column_type in columns_section.items():
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-      raise columns_section.error(name, 'column names must be identifiers '
-                                  '(letters, digits, underscores)')
-    columns[name] = columns_section.get(name, 'str', choices=COLUMN_TYPES)
-  if not columns:
-    raise dataset.error('columns', 'must list at least one column')
-  label = _parse_label(dataset, columns)
-  split_section = dataset.section('split', default={'train': 4, 'eval': 1})
-  split = {name: split_section.get(name, 'positive_int') for name in ('train', 'eval')}
-  split_section.finish()
-  dataset.finish()
-  return DatasetConfig(columns=columns, label=label, split=split)
-
-
-def _parse_features(top: _Section, dataset: DatasetConfig) -> Tuple[FeatureSpec, ...]:
-  section = top.section('features')
-  features = []
-  for name, _ in list(section.items()):
-    feature = section.section(name)
-    spec = FeatureSpec(
-        name=name,
-        column_type=dataset.columns.get(name, ''),
-        hash=feature.get('hash', 'bool', default=True),
-        vocab_size=feature.get('vocab_size', 'positive_int'),
-        embedding_dim=feature.get('embedding_dim', 'positive_int'),
-        belongs_to=feature.get('belongs_to', 'str', choices=SIDES))
-    feature.finish()
-    if name not in dataset.columns:
-      raise section.error(name, f'is not a dataset column; columns are '
-                          f'{", ".join(dataset.columns)}')
-    if name == dataset.label.column:
-      raise section.error(name, 'is the label column and cannot also be a feature')
-    if spec.column_type == 'float':
-      raise section.error(name, 'is a float column; id features must be int or string')
-    if not spec.hash and spec.column_type != 'int':
-      raise feature.error('hash', 'false needs an int column holding ids in '
-                          '[0, vocab_size); string ids must be hashed')
-    # The last unit of every embedding is the bias, so one unit alone has no factors.
-    if spec.embedding_dim < 2:
-      raise feature.error('embedding_dim', 'must be at least 2: the last unit is the '
-                          f'bias, the rest are the factors; got {spec.embedding_dim}')
-    features.append(spec)
-  for side in SIDES:
-    if not any(f.belongs_to == side for f in features):
-      raise top.error('features', f'needs at least one feature with belongs_to: {side}')
-  user_units, item_units = (sum(f.embedding_dim for f in features if f.belongs_to == side)
-                             for side in SIDES)
-  # Each side's embeddings are concatenated and the two sides meet in one dot product.
-  if user_units != item_units:
-    raise top.error('features', 'the embedding_dim of the user features must add up to '
-                    f'that of the item features (user {user_units}, item {item_units})')
-  return tuple(features)
-
-
-def _parse_training(top: _Section) -> TrainingConfig:
-  section = top.section('training')
-  training = TrainingConfig(
-      batch_size=section.get('batch_size', 'positive_int'),
-      epochs=section.get('epochs', 'positive_int', default=None),
-      steps=section.get('steps', 'positive_int', default=None),
-      learning_rate=section.get('learning_rate', 'number'),
-      optimizer=section.get('optimizer', 'str', choices=OPTIMIZERS),
-      seed=section.get('seed', 'int', default=42),
-      l2_regularization=section.get('l2_regularization', 'number', default=0.0),
-      tpu=section.get('tpu', 'str', default=''),
-      input_format=section.get('input_format', 'str', default='columnar',
-                               choices=INPUT_FORMATS))
-  section.finish()
-  if training.l2_regularization < 0:
-    raise section.error('l2_regularization', 'must be zero or positive')
-  if (training.epochs is None) == (training.steps is None):
-    raise section.error('epochs', 'give exactly one of epochs or steps')
-  if training.learning_rate <= 0:
-    raise section.error('learning_rate', f'must be positive, got {training.learning_rate:g}')
-  return training
-
-
-def _parse_evaluation(top: _Section, dataset: DatasetConfig) -> EvaluationConfig:
-  section = top.section('evaluation')
-  evaluation = EvaluationConfig(
-      min_auc=section.get('min_auc', 'number'),
-      max_auc_regression=section.get('max_auc_regression', 'number', default=0.01),
-      slice_by=section.get('slice_by', 'str_list', default=()))
-  section.finish()
-  if not 0.0 <= evaluation.min_auc <= 1.0:
-    raise section.error('min_auc', f'must be within [0, 1], got {evaluation.min_auc:g}')
-  if evaluation.max_auc_regression < 0:
-    raise section.error('max_auc_regression', 'must be zero or positive')
-  for column in evaluation.slice_by:
-    if column not in dataset.columns:
-      raise section.error('slice_by', f'{column!r} is not a dataset column')
-  return evaluation
-
-
-def _parse_paths(top: _Section, base_dir: str) -> PathsConfig:
-  section = top.section('paths')
-  schema = section.get('schema', 'str', default=None)
-  output_root = _resolve(base_dir, section.get('output_root', 'str'))
-  paths = PathsConfig(
-      input=_resolve(base_dir, section.get('input', 'str')),
-      schema=_resolve(base_dir, schema) if schema else None,
-      output_root=output_root,
-      serving_dir=_resolve(base_dir, section.get(
-          'serving_dir', 'str', default=os.path.join(output_root, 'serving'))))
-  section.finish()
-  return paths
-
-
-def _parse_beam(top: _Section) -> BeamConfig:
-  section = top.section('beam', default={})
-  beam = BeamConfig(
-      direct_running_mode=section.get('direct_running_mode', 'str', default='in_memory',
-                                      choices=DIRECT_RUNNING_MODES),
-      direct_num_workers=section.get('direct_num_workers', 'int', default=1),
-      extra_args=section.get('extra_args', 'str_list', default=()))
-  section.finish()
-  if beam.direct_num_workers < 0:
-    raise section.error('direct_num_workers', 'must be 0 (one per core) or more')
-  return beam
-
-
-def _parse_vertex_trainer(vertex: _Section) -> VertexTrainerConfig:
-  section = vertex.section('trainer', default={})
-  trainer = VertexTrainerConfig(
-      machine_type=section.get('machine_type', 'str', default='n1-standard-8'),
-      accelerator_type=section.get('accelerator_type', 'str', default=None),
-      accelerator_count=section.get('accelerator_count', 'positive_int', default=1),
-      tpu_topology=section.get('tpu_topology', 'str', default=None),
-      replica_count=section.get('replica_count', 'positive_int', default=1),
-      image=section.get('image', 'str', default=None))
-  section.finish()
-  accelerator = trainer.accelerator_type
-  if accelerator is not None and accelerator not in TPU_ACCELERATORS + GPU_ACCELERATORS:
-    raise section.error('accelerator_type', f'unknown accelerator {accelerator!r}; Vertex AI '
-                        f'offers {", ".join(TPU_ACCELERATORS + GPU_ACCELERATORS)}')
-  if trainer.machine_type == 'cloud-tpu' and accelerator not in TPU_ACCELERATORS:
-    raise section.error('accelerator_type', 'machine_type cloud-tpu needs a TPU accelerator '
-                        f'({", ".join(TPU_ACCELERATORS)}), got {accelerator!r}')
-  if accelerator in TPU_ACCELERATORS and trainer.machine_type != 'cloud-tpu':
-    raise section.error('machine_type', f'{accelerator} runs on machine_type cloud-tpu, '
-                        f'got {trainer.machine_type!r}')
-  if trainer.uses_tpu and trainer.replica_count != 1:
-    # One TPU host drives the whole slice; a bigger slice is a bigger topology.
-    raise section.error('replica_count', 'must be 1 on TPUs (choose a larger TPU instead), '
-                        f'got {trainer.replica_count}')
-  return trainer
-
-
-def _parse_dataflow(vertex: _Section) -> Optional[DataflowConfig]:
-  section = vertex.optional_section('dataflow')
-  if section is None:
-    return None
-  dataflow = DataflowConfig(
-      temp_location=section.get('temp_location', 'str'),
-      region=section.get('region', 'str', default=None),
-      machine_type=section.get('machine_type', 'str', default='n1-standard-4'),
-      max_workers=section.get('max_workers', 'positive_int', default=4),
-      disk_size_gb=section.get('disk_size_gb', 'positive_int', default=None))
-  section.finish()
-  if not dataflow.temp_location.startswith('gs://'):
-    raise section.error('temp_location', f'must be a gs:// URI, got {dataflow.temp_location!r}')
-  return dataflow
-
-
-def _parse_endpoint(vertex: _Section) -> Optional[EndpointConfig]:
-  section = vertex.optional_section('endpoint')
-  if section is None:
-    return None
-  endpoint = EndpointConfig(
-      name=section.get('name', 'str'),
-      serving_image=section.get('serving_image', 'str'),
-      machine_type=section.get('machine_type', 'str', default='n1-standard-2'),
-      min_replicas=section.get('min_replicas', 'positive_int', default=1),
-      max_replicas=section.get('max_replicas', 'positive_int', default=1))
-  section.finish()
-  if endpoint.max_replicas < endpoint.min_replicas:
-    raise section.error('max_replicas', f'must be at least min_replicas '
-                        f'({endpoint.min_replicas}), got {endpoint.max_replicas}')
-  return endpoint
-
-
-def _parse_vertex(top: _Section) -> Optional[VertexConfig]:
-  section = top.optional_section('vertex')
-  if section is None:
-    return None
-  vertex = VertexConfig(
-      project=section.get('project', 'str'),
-      region=section.get('region', 'str'),
-      image=section.get('image', 'str', default=None),
-      service_account=section.get('service_account', 'str', default=None),
-      trainer=_parse_vertex_trainer(section),
-      dataflow=_parse_dataflow(section),
-      endpoint=_parse_endpoint(section))
-  section.finish()
-  return vertex
-
-
 def parse_config(data: Any, source: str, base_dir: str) -> RunConfig:
   """Validates an already-loaded YAML document; `source` names it in errors."""
-  top = _Section(source, '', data)
-  pipeline_name = top.get('pipeline_name', 'str')
-  if not re.match(r'^[a-z0-9][a-z0-9-]*$', pipeline_name):
-    # Vertex AI and MLMD both accept this form; anything else fails later, far away.
-    raise top.error('pipeline_name', 'must be lower-case letters, digits and dashes, '
-                    f'got {pipeline_name!r}')
-  dataset = _parse_dataset(top)
-  config = RunConfig(
-      source=source,
-      pipeline_name=pipeline_name,
-      dataset=dataset,
-      features=_parse_features(top, dataset),
-      training=_parse_training(top),
-      evaluation=_parse_evaluation(top, dataset),
-      paths=_parse_paths(top, base_dir),
-      beam=_parse_beam(top),
-      vertex=_parse_vertex(top))
-  top.finish()
-  return config
+  try:
+    config = RunConfig.model_validate(data, context={'base_dir': base_dir})
+  except pydantic.ValidationError as e:
+    raise config_error(e, source) from None
+  return config.with_source(source)
 
 
 def _read_yaml(path: str) -> Any:
@@ -624,12 +460,43 @@ def _read_with_bases(path: str, chain: Tuple[str, ...] = ()) -> Any:
   return _merged(base, data)
 
 
-def load_config(path: str) -> RunConfig:
+def apply_overrides(data: Any, overrides: Sequence[str], source: str) -> Any:
+  """`key.path=value` settings on top of a loaded document; values are read as YAML
+  (`3` an integer, `0.1` a number, `true` a flag, `[a, b]` a list), so the models type
+  them exactly as they type the file."""
+  data = dict(data) if isinstance(data, dict) else {}
+  for override in overrides:
+    key, equals, text = override.partition('=')
+    parts = key.strip().split('.')
+    if not equals or not all(parts):
+      raise ConfigError(source, f'--set {override}', 'must look like key.path=value, e.g. '
+                        'training.epochs=3')
+    try:
+      value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+      raise ConfigError(source, f'--set {key}', f'is not a YAML value: {e}') from None
+    mapping = data
+    for depth, part in enumerate(parts[:-1]):
+      child = mapping.get(part)
+      if child is None:
+        child = {}
+      elif not isinstance(child, dict):
+        raise ConfigError(source, f'--set {key}', f'{".".join(parts[:depth + 1])} is '
+                          f'not a mapping in the config')
+      mapping[part] = child = dict(child)
+      mapping = child
+    mapping[parts[-1]] = value
+  return data
+
+
+def load_config(path: str, overrides: Sequence[str] = ()) -> RunConfig:
   """Reads and validates a run config; raises ConfigError naming the file and key.
 
-  A config may start with `extends: other.yaml` and give only what differs from it.
+  `overrides` are `key.path=value` settings applied on top of the file (`--set`).
   """
   data = _read_with_bases(path)
+  if overrides:
+    data = apply_overrides(data, overrides, path)
   return parse_config(data, source=path, base_dir=os.path.dirname(os.path.abspath(path)))
 
 
@@ -646,6 +513,50 @@ def check_inputs_exist(config: RunConfig) -> List[str]:
 
 def with_output_root(config: RunConfig, output_root: str) -> RunConfig:
   """The same run writing everything (metadata, artifacts, serving) under another root."""
-  paths = dataclasses.replace(config.paths, output_root=output_root,
-                              serving_dir=os.path.join(output_root, 'serving'))
-  return dataclasses.replace(config, paths=paths)
+  paths = config.paths.model_copy(update={
+      'output_root': output_root, 'serving_dir': os.path.join(output_root, 'serving')})
+  return config.model_copy(update={'paths': paths}).with_source(config.source)
+
+
+def json_schema() -> Dict[str, Any]:
+  """The config's JSON schema, for editors (e.g. a `# yaml-language-server: $schema=`
+  line); `extends` is read before validation, so it is added here."""
+  schema = RunConfig.model_json_schema(by_alias=True)
+  schema['properties']['extends'] = {
+      'type': 'string', 'title': 'Extends',
+      'description': 'Another config (relative to this file) this one overrides key by key.'}
+  schema['title'] = 'Ranker run config'
+  return schema
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m pipeline.config',
+                                   description='Check a run config or write its JSON schema.')
+  commands = parser.add_subparsers(dest='command', required=True)
+  check = commands.add_parser('check', help='validate a config and print it resolved')
+  check.add_argument('config')
+  check.add_argument('--set', dest='overrides', action='append', default=[],
+                     metavar='KEY=VALUE', help='override a key, e.g. training.epochs=3')
+  schema = commands.add_parser('schema', help='write the JSON schema of run configs')
+  schema.add_argument('--output', help='file to write (default: standard output)')
+  args = parser.parse_args(argv)
+  if args.command == 'schema':
+    text = json.dumps(json_schema(), indent=2) + '\n'
+    if args.output:
+      with open(args.output, 'w', encoding='utf-8') as f:
+        f.write(text)
+    else:
+      sys.stdout.write(text)
+    return 0
+  try:
+    config = load_config(args.config, args.overrides)
+  except ConfigError as e:
+    print(f'config: {e}', file=sys.stderr)
+    return 2
+  print(yaml.safe_dump(config.model_dump(mode='json', by_alias=True), sort_keys=False),
+        end='')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -13,15 +13,13 @@ from typing import List, Optional, Tuple
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from modules import trainer as trainer_module
+from contract import names
 from pipeline import columnar_examples
 from pipeline import config as config_lib
 from pipeline import csv_example_gen
 from pipeline import vertex as vertex_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
-RUN_FN = 'modules.trainer.run_fn'
 _GLOB_CHARACTERS = frozenset('*?[')
 
 
@@ -46,8 +44,8 @@ def module_fingerprint() -> str:
   makes an edited module rerun its component instead of silently reusing the old output.
   """
   digest = hashlib.sha256()
-  sources = sorted(glob.glob(os.path.join(_PROJECT_DIR, 'modules', '*.py')))
-  sources.append(os.path.join(_PROJECT_DIR, 'pipeline', 'config.py'))
+  sources = sorted(glob.glob(os.path.join(_PROJECT_DIR, 'modules', '*.py'))
+                   + glob.glob(os.path.join(_PROJECT_DIR, 'contract', '*.py')))
   sources.append(os.path.join(_PROJECT_DIR, 'pipeline', 'columnar_examples.py'))
   for path in sources:
     digest.update(os.path.relpath(path, _PROJECT_DIR).encode())
@@ -59,7 +57,7 @@ def module_fingerprint() -> str:
 def _example_gen(config: config_lib.RunConfig):
   input_base, pattern = split_input_glob(config.paths.input)
   splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
-            for name, buckets in config.dataset.split.items()]
+            for name, buckets in config.dataset.split.model_dump().items()]
   return csv_example_gen.CsvExampleGen(
       input_base=input_base,
       input_config=tfx.proto.Input(
@@ -79,11 +77,11 @@ def eval_config(config: config_lib.RunConfig) -> tfma.EvalConfig:
           absolute={'value': -evaluation.max_auc_regression}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
-          signature_name=trainer_module.SERVING_SIGNATURE,
-          prediction_key=trainer_module.PREDICTION_KEY,
-          label_key=config_lib.LABEL_KEY,
+          signature_name=names.SERVING_SIGNATURE,
+          prediction_key=names.PREDICTION_KEY,
+          label_key=names.LABEL_KEY,
           # The 0/1 label exists only after Transform: TFMA gets it from the model.
-          preprocessing_function_names=[trainer_module.TRANSFORM_SIGNATURE])],
+          preprocessing_function_names=[names.TRANSFORM_SIGNATURE])],
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[column]) for column in evaluation.slice_by],
       metrics_specs=[tfma.MetricsSpec(metrics=[
@@ -130,8 +128,8 @@ def create_pipeline(
     config = vertex_lib.for_image(config)
   example_gen = _example_gen(config)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-  if config.paths.schema:
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.paths.schema)
+  if config.paths.schema_file:
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.paths.schema_file)
   else:
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs['statistics'], infer_feature_shape=True)
@@ -140,13 +138,13 @@ def create_pipeline(
       schema=schema_gen.outputs['schema'])
   # What both code-loading components need; the fingerprint makes code edits rerun them.
   module_config = {
-      config_lib.MODEL_INPUTS_KEY: config.model_inputs.to_dict(),
-      'module_fingerprint': module_fingerprint(),
+      names.MODEL_INPUTS_KEY: config.model_inputs.to_dict(),
+      names.MODULE_FINGERPRINT_KEY: module_fingerprint(),
   }
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      preprocessing_fn=PREPROCESSING_FN,
+      preprocessing_fn=names.PREPROCESSING_FN,
       custom_config=module_config)
   training = vertex_lib.training(config) if on_vertex else config.training
   training_examples = transform.outputs['transformed_examples']
@@ -156,17 +154,17 @@ def create_pipeline(
         examples=training_examples,
         transform_graph=transform.outputs['transform_graph'],
         seed=training.seed,
-        module_fingerprint=module_config['module_fingerprint'])
+        module_fingerprint=module_config[names.MODULE_FINGERPRINT_KEY])
     training_examples = columnar.outputs['columnar_examples']
   trainer_args = dict(
-      run_fn=RUN_FN,
+      run_fn=names.RUN_FN,
       examples=training_examples,
       transform_graph=transform.outputs['transform_graph'],
       # run_fn trains for the config's epochs or steps; TFX's own step counts would
       # be a second, conflicting copy.
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config={**module_config, trainer_module.TRAINING_KEY: training.to_dict()})
+      custom_config={**module_config, names.TRAINING_KEY: training.to_dict()})
   if on_vertex:
     trainer_args['custom_config'].update(vertex_lib.trainer_custom_config(config.vertex))
     trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)

@@ -6,12 +6,12 @@ Dataflow, and the Pusher may deploy to a Vertex AI Endpoint. Everything here is 
 data: nothing needs credentials or network until the pipeline is submitted.
 """
 
-import dataclasses
 import os
 from typing import Any, Dict, List
 
 from tfx.v1.extensions import google_cloud_ai_platform as vertex_ext
 
+from contract.model_inputs import TrainingOptions
 from pipeline import config as config_lib
 
 # The Dockerfile's WORKDIR: where the project, its configs and schema live in the image.
@@ -55,7 +55,8 @@ def check(config: config_lib.RunConfig) -> config_lib.VertexConfig:
   if vertex.endpoint is None and not config.paths.serving_dir.startswith('gs://'):
     raise error('paths.serving_dir', 'must be a gs:// URI on Vertex AI (or configure '
                 f'vertex.endpoint), got {config.paths.serving_dir!r}')
-  for key, path in (('paths.input', config.paths.input), ('paths.schema', config.paths.schema)):
+  for key, path in (('paths.input', config.paths.input),
+                    ('paths.schema', config.paths.schema_file)):
     if path is None:
       continue
     try:
@@ -68,17 +69,18 @@ def check(config: config_lib.RunConfig) -> config_lib.VertexConfig:
 
 def for_image(config: config_lib.RunConfig) -> config_lib.RunConfig:
   """The config with its project-relative paths rewritten to the image's."""
-  paths = dataclasses.replace(
-      config.paths, input=in_image(config.paths.input),
-      schema=in_image(config.paths.schema) if config.paths.schema else None)
-  return dataclasses.replace(config, paths=paths)
+  schema_file = config.paths.schema_file
+  paths = config.paths.model_copy(update={
+      'input': in_image(config.paths.input),
+      'schema_file': in_image(schema_file) if schema_file else None})
+  return config.model_copy(update={'paths': paths}).with_source(config.source)
 
 
-def training(config: config_lib.RunConfig) -> config_lib.TrainingConfig:
+def training(config: config_lib.RunConfig) -> TrainingOptions:
   """Training options for the custom job: whether there is a TPU follows from its
   machines. On Vertex the TPU is attached to the training VM itself, hence 'local'."""
   tpu = 'local' if config.vertex.trainer.uses_tpu else ''
-  return dataclasses.replace(config.training, tpu=tpu)
+  return config.training.model_copy(update={'tpu': tpu})
 
 
 def trainer_custom_config(vertex: config_lib.VertexConfig) -> Dict[str, Any]:

@@ -1,7 +1,6 @@
 """Shared test set-up: the process settings of the runners, paths to test data, and the
 real pipeline runs that several test modules read."""
 
-import dataclasses
 import os
 import random
 import sys
@@ -54,6 +53,7 @@ def shuffled_run(tmp_path_factory):
       [header] + [','.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
   config = config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
                                        str(root / 'out'))
-  config = dataclasses.replace(config, paths=dataclasses.replace(
-      config.paths, input=str(data_dir / '*.csv')))
+  config = config.model_copy(update={
+      'paths': config.paths.model_copy(update={'input': str(data_dir / '*.csv')})}
+  ).with_source(config.source)
   return _run_pipeline(config)

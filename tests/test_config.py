@@ -2,12 +2,16 @@
 
 import copy
 import glob
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
+from contract.model_inputs import LabelSpec, ModelInputs
 from pipeline import config as config_lib
 
 
@@ -37,9 +41,10 @@ def test_sample_config_is_typed():
   config = config_lib.load_config(SAMPLE_CONFIG)
   assert config.pipeline_name == 'movielens-sample'
   assert config.dataset.columns['rating'] == 'float'
-  assert config.dataset.label == config_lib.LabelSpec('rating', '>=', 4.0)
-  assert config.dataset.label.expression == 'rating >= 4'
-  user, item = config.features
+  assert config.dataset.label.spec == LabelSpec(column='rating', operator='>=',
+                                                threshold=4.0)
+  assert config.dataset.label.spec.expression == 'rating >= 4'
+  user, item = config.model_inputs.features
   assert (user.name, user.belongs_to, user.hash, user.column_type) == (
       'userId', 'user', True, 'int')
   assert item.vocab_size == 2000 and item.embedding_dim == 8
@@ -55,13 +60,13 @@ def test_sample_config_is_typed():
 
 def test_large_scale_config_has_the_seed_sizes():
   config = config_lib.load_config(os.path.join(PROJECT_DIR, 'configs', 'large_scale.yaml'))
-  sizes = {f.name: (f.vocab_size, f.embedding_dim) for f in config.features}
+  sizes = {f.name: (f.vocab_size, f.embedding_dim) for f in config.model_inputs.features}
   assert sizes == {'userId': (25_000_000, 16), 'movieId': (5_000_000, 16)}
 
 
 def test_model_inputs_round_trip_through_a_dict():
   inputs = config_lib.load_config(SAMPLE_CONFIG).model_inputs
-  assert config_lib.ModelInputs.from_dict(inputs.to_dict()) == inputs
+  assert ModelInputs.from_dict(inputs.to_dict()) == inputs
 
 
 def test_gcs_paths_are_left_alone():
@@ -92,15 +97,15 @@ def _mutated(edit):
     (lambda d: d['features']['userId'].update(belongs_to='users'),
      'features.userId.belongs_to', 'one of user, item'),
     (lambda d: d['features']['userId'].update(vocab_size=0), 'features.userId.vocab_size',
-     'positive integer'),
+     'must be positive'),
     (lambda d: d['features']['userId'].update(vocab_size=-3),
-     'features.userId.vocab_size', 'positive integer'),
+     'features.userId.vocab_size', 'must be positive, got int -3'),
     (lambda d: d['features']['userId'].update(vocab_size=1.5),
-     'features.userId.vocab_size', 'positive integer'),
+     'features.userId.vocab_size', 'must be an integer, got float 1.5'),
     (lambda d: d['features']['userId'].update(vocab_size=True),
-     'features.userId.vocab_size', 'positive integer'),
+     'features.userId.vocab_size', 'must be an integer, got bool True'),
     (lambda d: d['features']['movieId'].update(embedding_dim=0),
-     'features.movieId.embedding_dim', 'positive integer'),
+     'features.movieId.embedding_dim', 'must be positive'),
     (lambda d: (d['features']['userId'].update(embedding_dim=1),
                 d['features']['movieId'].update(embedding_dim=1)),
      'features.userId.embedding_dim', 'last unit is the bias'),
@@ -122,7 +127,7 @@ def _mutated(edit):
     (lambda d: d['dataset']['label'].update(positive_when='at least 4'),
      'dataset.label.positive_when', 'operator'),
     (lambda d: d['dataset']['split'].update(eval=0), 'dataset.split.eval',
-     'positive integer'),
+     'must be positive'),
     (lambda d: d['training'].update(steps=100), 'training.epochs', 'exactly one'),
     (lambda d: d['training'].pop('epochs'), 'training.epochs', 'exactly one'),
     (lambda d: d['training'].update(learning_rate=0), 'training.learning_rate',
@@ -132,8 +137,8 @@ def _mutated(edit):
     (lambda d: d['training'].update(input_format='parquet'), 'training.input_format',
      'columnar, tf_example'),
     (lambda d: d['training'].update(batch_size='256'), 'training.batch_size',
-     'positive integer'),
-    (lambda d: d['evaluation'].update(min_auc=1.5), 'evaluation.min_auc', '[0, 1]'),
+     "must be an integer, got str '256'"),
+    (lambda d: d['evaluation'].update(min_auc=1.5), 'evaluation.min_auc', 'at most 1'),
     (lambda d: d['evaluation'].update(slice_by=['genre']), 'evaluation.slice_by',
      'not a dataset column'),
     (lambda d: d['beam'].update(direct_running_mode='fast'), 'beam.direct_running_mode',
@@ -227,7 +232,7 @@ def test_the_vertex_config_extends_the_1m_config():
   config = config_lib.load_config(VERTEX_CONFIG)
   assert config.features == base.features and config.training == base.training
   # The base's relative schema path still points where the base meant it to.
-  assert config.paths.schema == base.paths.schema
+  assert config.paths.schema_file == base.paths.schema_file
   assert config.paths.input == 'gs://my-bucket/movielens-1m/*.csv'
   trainer = config.vertex.trainer
   assert (trainer.machine_type, trainer.accelerator_type, trainer.accelerator_count) == (
@@ -259,9 +264,9 @@ def test_offered_accelerators_are_vertex_ai_accelerators():
 
 @pytest.mark.parametrize('vertex, key, words', [
     ({'region': None}, 'vertex.region', 'is required'),
-    ({'project': ''}, 'vertex.project', 'non-empty string'),
+    ({'project': ''}, 'vertex.project', 'must not be empty'),
     ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V9'}},
-     'vertex.trainer.accelerator_type', "unknown accelerator 'TPU_V9'; Vertex AI offers TPU_V2"),
+     'vertex.trainer.accelerator_type', "must be one of TPU_V2, TPU_V3"),
     ({'trainer': {'machine_type': 'cloud-tpu'}}, 'vertex.trainer.accelerator_type',
      'needs a TPU accelerator'),
     ({'trainer': {'machine_type': 'n1-standard-8', 'accelerator_type': 'TPU_V3'}},
@@ -269,7 +274,7 @@ def test_offered_accelerators_are_vertex_ai_accelerators():
     ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3',
                   'replica_count': 2}}, 'vertex.trainer.replica_count', 'must be 1 on TPUs'),
     ({'trainer': {'accelerator_count': 0}}, 'vertex.trainer.accelerator_count',
-     'positive integer'),
+     'must be positive'),
     ({'trainer': {'gpus': 2}}, 'vertex.trainer.gpus', 'unknown key'),
     ({'dataflow': {'max_workers': 4}}, 'vertex.dataflow.temp_location', 'is required'),
     ({'dataflow': {'temp_location': '/tmp/x'}}, 'vertex.dataflow.temp_location',
@@ -315,3 +320,85 @@ def test_extends_errors_name_the_file(tmp_path):
   bad.write_text('extends: [1]\n')
   with pytest.raises(config_lib.ConfigError, match='extends: must be the path'):
     config_lib.load_config(str(bad))
+
+
+@pytest.mark.parametrize('edit, message', [
+    # A misspelled required key: the misspelling is what to fix, not the missing key.
+    (lambda d: d['training'].update(learning_rat=d['training'].pop('learning_rate')),
+     'test.yaml: training.learning_rat: unknown key; did you mean learning_rate?'),
+    (lambda d: d['features']['userId'].update(embeding_dim=8),
+     'test.yaml: features.userId.embeding_dim: unknown key; did you mean embedding_dim?'),
+    (lambda d: d['vertex'].update(trainer={'acelerator_type': 'TPU_V3'}) if 'vertex' in d
+     else d.update(vertex={'project': 'p', 'region': 'r',
+                           'trainer': {'acelerator_type': 'TPU_V3'}}),
+     'test.yaml: vertex.trainer.acelerator_type: unknown key; did you mean '
+     'accelerator_type?'),
+    (lambda d: d.update(zzz=1), 'test.yaml: zzz: unknown key; expected one of beam, '
+     'dataset, evaluation, features, paths, pipeline_name, training, vertex'),
+])
+def test_unknown_keys_suggest_the_closest_known_one(edit, message):
+  assert str(_error(_mutated(edit))) == message
+
+
+def test_a_null_value_means_the_key_is_absent():
+  def edit(d):
+    d['beam'] = None
+    d['training']['seed'] = None
+  config = _parse(_mutated(edit))
+  assert config.beam.direct_running_mode == 'in_memory' and config.training.seed == 42
+  assert _error(_mutated(lambda d: d['training'].update(batch_size=None))).key == (
+      'training.batch_size')
+
+
+def test_overrides_are_typed_by_the_models_like_the_file():
+  config = config_lib.load_config(SAMPLE_CONFIG, [
+      'training.epochs=7', 'training.learning_rate=0.25', 'features.userId.hash=false',
+      'evaluation.slice_by=[userId, movieId]', 'vertex.project=p', 'vertex.region=r'])
+  assert config.training.epochs == 7 and config.training.learning_rate == 0.25
+  assert config.features['userId'].hash is False
+  assert config.evaluation.slice_by == ('userId', 'movieId')
+  assert config.vertex.project == 'p'
+  assert config.source == SAMPLE_CONFIG
+
+
+@pytest.mark.parametrize('override, message', [
+    ('training.epochs=three', 'training.epochs: must be an integer, got str \'three\''),
+    ('training.epoch=3', 'training.epoch: unknown key; did you mean epochs?'),
+    ('training', '--set training: must look like key.path=value'),
+    ('pipeline_name.x=1', '--set pipeline_name.x: pipeline_name is not a mapping'),
+    ('training.epochs=[', '--set training.epochs: is not a YAML value'),
+])
+def test_bad_overrides_name_the_key(override, message):
+  with pytest.raises(config_lib.ConfigError) as caught:
+    config_lib.load_config(SAMPLE_CONFIG, [override])
+  assert str(caught.value).startswith(f'{SAMPLE_CONFIG}: {message}')
+
+
+def test_the_shipped_json_schema_is_current_and_describes_the_configs():
+  with open(os.path.join(PROJECT_DIR, 'configs', 'config.schema.json')) as f:
+    shipped = json.load(f)
+  assert shipped == config_lib.json_schema(), (
+      'regenerate: python -m pipeline.config schema --output configs/config.schema.json')
+  assert set(shipped['required']) == {'pipeline_name', 'dataset', 'features', 'training',
+                                       'evaluation', 'paths'}
+  assert 'extends' in shipped['properties'] and 'schema' in shipped['$defs'][
+      'PathsConfig']['properties']
+  assert shipped['$defs']['TrainingOptions']['properties']['optimizer']['enum'] == [
+      'adagrad', 'adam', 'sgd']
+
+
+def _config_command(*args):
+  return subprocess.run([sys.executable, '-m', 'pipeline.config', *args], cwd=PROJECT_DIR,
+                        capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_config_command_prints_the_resolved_config_or_one_error_line():
+  result = _config_command('check', SAMPLE_CONFIG, '--set', 'training.epochs=9')
+  assert result.returncode == 0, result.stderr
+  resolved = yaml.safe_load(result.stdout)
+  assert resolved['training']['epochs'] == 9
+  assert resolved['paths']['serving_dir'].endswith('outputs/movielens-sample/serving')
+  result = _config_command('check', SAMPLE_CONFIG, '--set', 'training.optimiser=adam')
+  assert result.returncode == 2 and result.stdout == ''
+  assert result.stderr == (f'config: {SAMPLE_CONFIG}: training.optimiser: unknown key; '
+                           'did you mean optimizer?\n')

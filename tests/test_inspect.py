@@ -1,4 +1,4 @@
-"""`python -m pipeline.inspect` against the stores real pipeline runs leave, and bad stores."""
+"""`python -m inspection` against the stores real pipeline runs leave, and bad stores."""
 
 import html.parser
 import json
@@ -11,7 +11,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from conftest import PROJECT_DIR
-from pipeline import inspect as inspect_lib
+from inspection import cli as inspect_lib
 
 COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
               'Transform', 'ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
@@ -112,7 +112,8 @@ def test_the_pushed_model_traces_back_to_data_schema_and_config(sample_run, caps
   data = _find(lineage, 'CsvExampleGen')['execution']
   assert data['input_base'] == os.path.dirname(config.paths.input)
   assert 'total_bytes:' in data['input_fingerprint']
-  assert _find(lineage, 'ImportSchemaGen')['execution']['schema_file'] == config.paths.schema
+  schema_import = _find(lineage, 'ImportSchemaGen')
+  assert schema_import['execution']['schema_file'] == config.paths.schema_file
   trainer = _find(lineage, 'Trainer')['execution']
   assert trainer['training']['batch_size'] == config.training.batch_size
   assert trainer['label'] == 'rating >= 4'
@@ -229,10 +230,11 @@ def test_an_unknown_run_or_artifact_is_named(sample_run, capsys):
   assert code == 1 and 'no artifact with id 999999' in err
 
 
-def test_the_command_line_exits_cleanly_on_a_missing_store(tmp_path):
+@pytest.mark.parametrize('module', ['inspection', 'pipeline.inspect'])
+def test_the_command_line_exits_cleanly_on_a_missing_store(tmp_path, module):
+  # pipeline.inspect is the tool's old name, kept working.
   result = subprocess.run(
-      [sys.executable, '-m', 'pipeline.inspect', 'runs', '--store',
-       str(tmp_path / 'metadata.sqlite')],
+      [sys.executable, '-m', module, 'runs', '--store', str(tmp_path / 'metadata.sqlite')],
       cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 1
   assert result.stderr.strip().endswith(

@@ -99,9 +99,9 @@ def test_the_tpu_layout_creates_its_slots_through_the_keras_optimizer():
 def _trained_ranker(optimizer, checkpoint_dir=None):
   """A small ranker after two steps of `optimizer`; saved to `checkpoint_dir` if given."""
   from modules import model as model_lib  # pylint: disable=g-import-not-at-top
-  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  from contract.model_inputs import ModelInputs  # pylint: disable=g-import-not-at-top
   from test_preprocessing import ITEM, RATING_AT_LEAST_4, USER  # pylint: disable=g-import-not-at-top
-  model_inputs = config_lib.ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
+  model_inputs = ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
   model = model_lib.RankingModel(model_inputs, {USER.name: USER.vocab_size,
                                                 ITEM.name: ITEM.vocab_size}, optimizer)
   model.compile(optimizer=optimizer)

@@ -11,14 +11,15 @@ from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import metadata_io
 from tensorflow_transform.tf_metadata import schema_utils
 
+from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs
+from contract.names import MODEL_INPUTS_KEY
 from modules import preprocessing
-from pipeline import config as config_lib
 
-USER = config_lib.FeatureSpec(name='userId', column_type='int', hash=True, vocab_size=1000,
-                              embedding_dim=8, belongs_to='user')
-ITEM = config_lib.FeatureSpec(name='movieId', column_type='string', hash=True,
-                              vocab_size=50, embedding_dim=8, belongs_to='item')
-RATING_AT_LEAST_4 = config_lib.LabelSpec(column='rating', operator='>=', threshold=4.0)
+USER = FeatureSpec(name='userId', column_type='int', hash=True, vocab_size=1000,
+                   embedding_dim=8, belongs_to='user')
+ITEM = FeatureSpec(name='movieId', column_type='string', hash=True, vocab_size=50,
+                   embedding_dim=8, belongs_to='item')
+RATING_AT_LEAST_4 = LabelSpec(column='rating', operator='>=', threshold=4.0)
 
 ROWS = [
     {'userId': [1], 'movieId': [b'1'], 'rating': [4.0]},
@@ -40,7 +41,7 @@ SPARSE_SPEC = {
 
 
 def _analyze_and_transform(rows, feature_spec, model_inputs, tmp_path):
-  custom_config = {config_lib.MODEL_INPUTS_KEY: model_inputs.to_dict()}
+  custom_config = {MODEL_INPUTS_KEY: model_inputs.to_dict()}
   transform_fn_dir = str(tmp_path / 'transform_fn')
   raw_metadata = dataset_metadata.DatasetMetadata(
       schema_utils.schema_from_feature_spec(feature_spec))
@@ -71,7 +72,7 @@ EXPECTED_ROWS = sorted([
 
 @pytest.mark.parametrize('feature_spec', [DENSE_SPEC, SPARSE_SPEC], ids=['dense', 'sparse'])
 def test_ids_are_hashed_and_the_label_derived(feature_spec, tmp_path):
-  model_inputs = config_lib.ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
+  model_inputs = ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
   rows, output = _analyze_and_transform(ROWS, feature_spec, model_inputs, tmp_path)
   assert _rows(rows) == EXPECTED_ROWS
   assert output.transformed_feature_spec() == {
@@ -82,7 +83,7 @@ def test_ids_are_hashed_and_the_label_derived(feature_spec, tmp_path):
 
 
 def test_bucket_counts_are_recorded_in_the_transformed_schema(tmp_path):
-  model_inputs = config_lib.ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
+  model_inputs = ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
   _, output = _analyze_and_transform(ROWS, DENSE_SPEC, model_inputs, tmp_path)
   domains = {f.name: (f.int_domain.min, f.int_domain.max)
              for f in output.transformed_metadata.schema.feature if f.HasField('int_domain')}
@@ -91,8 +92,8 @@ def test_bucket_counts_are_recorded_in_the_transformed_schema(tmp_path):
 
 
 def test_ids_and_their_digits_as_strings_share_a_bucket(tmp_path):
-  as_string = config_lib.FeatureSpec(**{**USER.__dict__, 'column_type': 'string'})
-  model_inputs = config_lib.ModelInputs(features=(as_string, ITEM), label=RATING_AT_LEAST_4)
+  as_string = USER.model_copy(update={'column_type': 'string'})
+  model_inputs = ModelInputs(features=(as_string, ITEM), label=RATING_AT_LEAST_4)
   rows = [{**row, 'userId': [str(row['userId'][0]).encode()]} for row in ROWS]
   spec = {**DENSE_SPEC, 'userId': tf.io.FixedLenFeature([1], tf.string)}
   transformed, _ = _analyze_and_transform(rows, spec, model_inputs, tmp_path)
@@ -100,8 +101,8 @@ def test_ids_and_their_digits_as_strings_share_a_bucket(tmp_path):
 
 
 def test_unhashed_ids_index_the_table_directly(tmp_path):
-  direct = config_lib.FeatureSpec(**{**USER.__dict__, 'hash': False, 'vocab_size': 40})
-  model_inputs = config_lib.ModelInputs(features=(direct, ITEM), label=RATING_AT_LEAST_4)
+  direct = USER.model_copy(update={'hash': False, 'vocab_size': 40})
+  model_inputs = ModelInputs(features=(direct, ITEM), label=RATING_AT_LEAST_4)
   transformed, output = _analyze_and_transform(ROWS, DENSE_SPEC, model_inputs, tmp_path)
   # In range: the id itself; out of range: folded in, never dropped.
   assert sorted(int(r['userId']) for r in transformed) == [1, 2, 2, 33]
@@ -114,8 +115,8 @@ def test_unhashed_ids_index_the_table_directly(tmp_path):
     ('>=', [1, 0, 1, 0]), ('>', [0, 0, 1, 0]), ('<', [0, 1, 0, 1]), ('==', [1, 0, 0, 0]),
 ])
 def test_label_operators(operator, expected, tmp_path):
-  label = config_lib.LabelSpec(column='rating', operator=operator, threshold=4.0)
-  model_inputs = config_lib.ModelInputs(features=(USER, ITEM), label=label)
+  label = LabelSpec(column='rating', operator=operator, threshold=4.0)
+  model_inputs = ModelInputs(features=(USER, ITEM), label=label)
   transformed, _ = _analyze_and_transform(ROWS, DENSE_SPEC, model_inputs, tmp_path)
   label_by_ids = {(int(r['userId']), int(r['movieId'])): int(r['label'])
                   for r in transformed}

@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_DIR
+from contract.model_inputs import ModelInputs, TrainingOptions
+from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY
 from modules import strategy as strategy_lib
 from modules import trainer
-from pipeline import config as config_lib
 from test_preprocessing import DENSE_SPEC, ITEM, RATING_AT_LEAST_4, USER, _analyze_and_transform
 
 
@@ -34,9 +35,8 @@ def test_no_tpu_on_this_machine_means_the_default_strategy():
   assert strategy_lib.create('') is tf.distribute.get_strategy()
 
 
-TRAINING = config_lib.TrainingConfig(batch_size=8, epochs=None, steps=12, learning_rate=0.5,
-                                     optimizer='adagrad', seed=1, l2_regularization=1e-3,
-                                     tpu='')
+TRAINING = TrainingOptions(batch_size=8, steps=12, learning_rate=0.5, optimizer='adagrad',
+                           seed=1, l2_regularization=1e-3)
 
 
 def _rows(count, seed):
@@ -50,7 +50,7 @@ def _rows(count, seed):
 def trained(tmp_path_factory):
   """A few steps of training on CPU through run_fn, as the Trainer calls it."""
   tmp = tmp_path_factory.mktemp('trainer')
-  model_inputs = config_lib.ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
+  model_inputs = ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
   transformed, tft_output = _analyze_and_transform(_rows(200, 0), DENSE_SPEC, model_inputs,
                                                   tmp)
   files = {}
@@ -63,8 +63,8 @@ def trained(tmp_path_factory):
             for k, v in row.items()})).SerializeToString())
     files[split] = [path]
   fn_args = types.SimpleNamespace(
-      custom_config={config_lib.MODEL_INPUTS_KEY: model_inputs.to_dict(),
-                     trainer.TRAINING_KEY: TRAINING.to_dict()},
+      custom_config={MODEL_INPUTS_KEY: model_inputs.to_dict(),
+                     TRAINING_KEY: TRAINING.to_dict()},
       transform_output=str(tmp / 'transform_fn'), train_files=files['train'],
       eval_files=files['eval'], model_run_dir=str(tmp / 'run'),
       serving_model_dir=str(tmp / 'serving'))
@@ -144,8 +144,8 @@ print(json.dumps({{'examples': by_examples.numpy().tolist(), 'ids': by_ids.numpy
 
 def test_a_schema_without_bucket_domains_is_refused(trained):
   _, model_inputs, tft_output = trained
-  other = config_lib.ModelInputs(
-      features=(config_lib.FeatureSpec(**{**USER.__dict__, 'name': 'label'}), ITEM),
+  other = ModelInputs(
+      features=(USER.model_copy(update={'name': 'label'}), ITEM),
       label=RATING_AT_LEAST_4)
   with pytest.raises(ValueError, match='label has no bucket domain'):
     trainer.vocab_sizes_from_schema(tft_output, other)

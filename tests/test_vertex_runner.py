@@ -157,7 +157,7 @@ def test_flags_override_project_and_region(tmp_path):
 @pytest.mark.parametrize('overrides, message', [
     ({'vertex': {'region': None}}, 'vertex.region: is required'),
     ({'vertex': {'trainer': {'accelerator_type': 'TPU_V9'}}},
-     "vertex.trainer.accelerator_type: unknown accelerator 'TPU_V9'; Vertex AI offers"),
+     "vertex.trainer.accelerator_type: must be one of TPU_V2, TPU_V3"),
     ({'vertex': {'image': None, 'trainer': {'image': None}}},
      'vertex.image: is required (the pipeline image built from the Dockerfile)'),
     ({'paths': {'output_root': '/tmp/ranker'}}, 'paths.output_root: must be a gs:// URI'),

@@ -17,6 +17,8 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import metadata_store as metadata_store_lib
+
 Execution = metadata_store_pb2.Execution
 Event = metadata_store_pb2.Event
 
@@ -113,25 +115,12 @@ def sqlite_connection(path: str) -> metadata_store_pb2.ConnectionConfig:
   return config
 
 
-def mysql_connection(host: str, port: int, database: str, user: str,
-                     password: str) -> metadata_store_pb2.ConnectionConfig:
-  config = metadata_store_pb2.ConnectionConfig()
-  config.mysql.host = host
-  config.mysql.port = port
-  config.mysql.database = database
-  config.mysql.user = user
-  config.mysql.password = password
-  return config
-
-
 class RunStore:
   """One pipeline's runs in an ML Metadata store."""
 
   def __init__(self, connection: metadata_store_pb2.ConnectionConfig,
                pipeline: Optional[str] = None):
-    where = connection.sqlite.filename_uri or (
-        f'mysql://{connection.mysql.host}:{connection.mysql.port}/'
-        f'{connection.mysql.database}')
+    where = metadata_store_lib.describe(connection)
     try:
       self._store = metadata_store.MetadataStore(connection)
       pipelines = sorted(c.name for c in self._store.get_contexts_by_type('pipeline'))

@@ -10,9 +10,10 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from pipeline import artifact_contents
-from pipeline import inspect as inspect_lib
-from pipeline.run_store import RunRecord, RunStore, StoreError
+from inspection import artifact_contents
+from inspection import describe
+from inspection import text
+from inspection.run_store import RunRecord, RunStore, StoreError
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -100,7 +101,7 @@ def line_chart(title: str, series: Dict[str, Sequence[float]], width: int = 460,
 
 
 def _components_section(run: RunRecord) -> str:
-  described = inspect_lib.describe_run(run)
+  described = describe.describe_run(run)
   return ('<h2>Components</h2>' + _table(
       ('component', 'execution', 'state', 'started', 'seconds'),
       [(c['component'], c['execution_id'], c['state'], c['started'], f'{c["seconds"]:.1f}')
@@ -126,9 +127,9 @@ def _statistics_section(store: RunStore, run: RunRecord) -> str:
   parts.append(_facets(protos))
   anomalies = store.output(run, 'ExampleValidator', 'anomalies')
   if anomalies is not None:
-    found = [(split, feature, text)
+    found = [(split, feature, problem)
              for split, by_feature in artifact_contents.anomalies(anomalies.uri).items()
-             for feature, text in by_feature.items()]
+             for feature, problem in by_feature.items()]
     parts.append('<h3>Anomalies against the schema</h3>' + (
         _table(('split', 'feature', 'anomaly'), found) if found
         else '<p class="ok">None: every split matches the schema.</p>'))
@@ -169,7 +170,7 @@ def _training_section(store: RunStore, run: RunRecord) -> str:
 
 
 def _evaluation_section(store: RunStore, run: RunRecord) -> str:
-  described = inspect_lib.describe_evaluation(store, run, max_slices=20)
+  described = describe.describe_evaluation(store, run, max_slices=20)
   evaluation = described['evaluation']
   if evaluation is None:
     return '<h2>Evaluation</h2><p>The Evaluator did not run.</p>'
@@ -223,7 +224,7 @@ def _lineage_section(store: RunStore, run: RunRecord) -> str:
   if pushed is None:
     return ''
   return ('<h2>Lineage of the pushed model</h2>'
-          f'<pre>{_e(inspect_lib.lineage_text(store.lineage(pushed)))}</pre>')
+          f'<pre>{_e(text.lineage_text(store.lineage(pushed)))}</pre>')
 
 
 def render(store: RunStore, run: RunRecord) -> str:
@@ -234,7 +235,7 @@ def render(store: RunStore, run: RunRecord) -> str:
   return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
           f'<title>{_e(title)}</title><style>{_STYLE}</style></head><body>'
           f'<h1>{_e(title)}</h1>'
-          f'<p>Started {_e(inspect_lib.describe_run(run)["started"])}, took '
+          f'<p>Started {_e(describe.describe_run(run)["started"])}, took '
           f'{run.seconds:.0f} s. Store: <code>{_e(store.where)}</code></p>'
           + ''.join(sections) + '</body></html>\n')
 

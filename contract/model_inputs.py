@@ -1,0 +1,128 @@
+"""What Transform and the Trainer are told: the features, the label, the training options.
+
+Each travels through a component's `custom_config` as a plain dict (`to_dict`) and is
+rebuilt and validated on the other side (`from_dict`). The run config
+(`pipeline/config.py`) builds them from YAML with the same field types, so a value that
+passes there passes here.
+"""
+
+from typing import Annotated, Any, Dict, Literal, Mapping, Optional, Tuple
+
+import pydantic
+from pydantic_core import PydanticCustomError
+
+ColumnType = Literal['int', 'float', 'string']
+Side = Literal['user', 'item']
+SIDES: Tuple[Side, ...] = ('user', 'item')
+# Each step updates only the rows the batch touched, so its cost does not grow with the
+# tables; adam is the lazy Adam of modules/lazy_adam.py, as on TPUs.
+Optimizer = Literal['adagrad', 'adam', 'sgd']
+OPTIMIZERS: Tuple[str, ...] = Optimizer.__args__
+# How the Trainer reads Transform's output: columnar blocks (ColumnarExamplesGen) or
+# the tf.Examples themselves, parsed row by row.
+InputFormat = Literal['columnar', 'tf_example']
+LabelOperator = Literal['>=', '>', '<=', '<', '==', '!=']
+
+# YAML and JSON say what they mean: "64" is not a number and 1.0 is not a count.
+PositiveInt = Annotated[int, pydantic.Field(strict=True, gt=0)]
+Integer = Annotated[int, pydantic.Field(strict=True)]
+Number = Annotated[float, pydantic.Field(strict=True)]
+Flag = Annotated[bool, pydantic.Field(strict=True)]
+
+
+def problem_at(key: str, message: str) -> PydanticCustomError:
+  """An error about `key` (dotted, below the model raising it) from a model validator.
+
+  Pydantic places a model validator's errors at the model itself; this carries the key
+  that is wrong so that the message can name it.
+  """
+  return PydanticCustomError('problem_at', '{message}', {'key': key, 'message': message})
+
+
+class StrictModel(pydantic.BaseModel):
+  """Immutable, no field it does not know, and a null field is an absent one (`key:`
+  with nothing after it in YAML takes the default, or is reported as required)."""
+  model_config = pydantic.ConfigDict(frozen=True, extra='forbid')
+
+  @pydantic.model_validator(mode='before')
+  @classmethod
+  def _null_is_absent(cls, data: Any) -> Any:
+    if isinstance(data, dict):
+      return {key: value for key, value in data.items() if value is not None}
+    return data
+
+  def to_dict(self) -> Dict[str, Any]:
+    return self.model_dump(mode='json')
+
+  @classmethod
+  def from_dict(cls, data: Mapping[str, Any]):
+    return cls.model_validate(data)
+
+
+class LabelSpec(StrictModel):
+  """How the 0/1 training label is derived from a raw column, e.g. `rating >= 4`."""
+  column: str
+  operator: LabelOperator
+  threshold: Number
+
+  @property
+  def expression(self) -> str:
+    return f'{self.column} {self.operator} {self.threshold:g}'
+
+
+class FeatureOptions(StrictModel):
+  """How one id column is embedded: its table's rows and width, and its tower."""
+  # False takes int ids in [0, vocab_size) as they are; true hashes any id into buckets.
+  hash: Flag = True
+  vocab_size: PositiveInt
+  # The last unit is the feature's bias, the others its factors.
+  embedding_dim: PositiveInt
+  belongs_to: Side
+
+  @pydantic.field_validator('embedding_dim')
+  @classmethod
+  def _has_factors(cls, value: int) -> int:
+    if value < 2:
+      raise ValueError('must be at least 2: the last unit is the bias, the rest are the '
+                       f'factors; got {value}')
+    return value
+
+
+class FeatureSpec(FeatureOptions):
+  """A feature as the component code sees it: its options, column name and type."""
+  name: str
+  column_type: ColumnType
+
+
+class ModelInputs(StrictModel):
+  """The features and the label, nothing else.
+
+  Kept apart from the run's paths and options so that it can travel through a
+  component's `custom_config` without tying the component's cache key to them.
+  """
+  features: Annotated[Tuple[FeatureSpec, ...], pydantic.Field(min_length=1)]
+  label: LabelSpec
+
+  def side(self, belongs_to: Side) -> Tuple[FeatureSpec, ...]:
+    return tuple(f for f in self.features if f.belongs_to == belongs_to)
+
+
+class TrainingOptions(StrictModel):
+  """How the Trainer trains: batches, length, optimizer, device."""
+  batch_size: PositiveInt
+  epochs: Optional[PositiveInt] = None
+  steps: Optional[PositiveInt] = None
+  learning_rate: Annotated[float, pydantic.Field(strict=True, gt=0)]
+  optimizer: Optimizer
+  seed: Integer = 42
+  # Penalty on the squared norm of the looked-up embedding rows (user and item side).
+  l2_regularization: Annotated[float, pydantic.Field(strict=True, ge=0)] = 0.0
+  # '' trains on CPU/GPU; 'local' uses the TPU attached to this VM; else a TPU name.
+  tpu: str = ''
+  input_format: InputFormat = 'columnar'
+
+  @pydantic.model_validator(mode='after')
+  def _one_length(self) -> 'TrainingOptions':
+    if (self.epochs is None) == (self.steps is None):
+      raise problem_at('epochs', 'give exactly one of epochs or steps')
+    return self

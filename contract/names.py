@@ -1,0 +1,21 @@
+"""Names the pipeline, the component code and the exported model agree on."""
+
+# The 0/1 label's name in the transformed data; raw columns keep their own names.
+LABEL_KEY = 'label'
+
+# custom_config keys: Transform and the Trainer get ModelInputs.to_dict() under the
+# first, the Trainer TrainingOptions.to_dict() under the second, and both a hash of the
+# component code under the third (so that edited code reruns them).
+MODEL_INPUTS_KEY = 'model_inputs'
+TRAINING_KEY = 'training'
+MODULE_FINGERPRINT_KEY = 'module_fingerprint'
+
+# Dotted paths TFX loads the component code by.
+PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
+RUN_FN = 'modules.trainer.run_fn'
+
+# Signatures of the exported SavedModel, and the output they score under.
+SERVING_SIGNATURE = 'serving_default'
+TRANSFORM_SIGNATURE = 'transform_features'
+IDS_SIGNATURE = 'serve_ids'
+PREDICTION_KEY = 'probability'

@@ -1,0 +1,145 @@
+"""Runs, artifacts, lineage and evaluations as plain data: what `--json` prints and what
+the text tables and the HTML report are made of."""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from contract.model_inputs import ModelInputs
+from contract.names import MODEL_INPUTS_KEY, MODULE_FINGERPRINT_KEY, TRAINING_KEY
+from inspection import artifact_contents
+from inspection import run_store
+from inspection.run_store import ArtifactRecord, LineageNode, RunRecord, RunStore
+
+# Properties every TFX artifact has, which say nothing about this one.
+_BOILERPLATE = frozenset({'tfx_version', 'is_external', 'state', 'name',
+                          'producer_component', 'stats_dashboard_link',
+                          'sample_rate_by_split'})
+_SHOWN_EXECUTION_PROPERTIES = ('input_base', 'input_fingerprint', 'schema_file',
+                               'preprocessing_fn', 'run_fn', 'push_destination')
+
+
+
+def time_text(value) -> str:
+  return value.strftime('%Y-%m-%d %H:%M:%S UTC')
+
+
+def describe_run(run: RunRecord) -> Dict[str, Any]:
+  return {
+      'run_id': run.id,
+      'started': time_text(run.start),
+      'ended': time_text(run.end),
+      'seconds': round(run.seconds, 1),
+      'components': [{'component': e.component, 'execution_id': e.id, 'state': e.state,
+                      'started': time_text(e.start), 'ended': time_text(e.end),
+                      'seconds': round(e.seconds, 1)} for e in run.executions],
+  }
+
+
+def describe_artifact(artifact: ArtifactRecord) -> Dict[str, Any]:
+  producer = artifact.producer
+  return {
+      'id': artifact.id,
+      'type': artifact.type,
+      'uri': artifact.uri,
+      'produced_by': producer.component if producer else None,
+      'execution_id': producer.id if producer else None,
+      'output_key': artifact.output_key,
+      'properties': {k: v for k, v in sorted(artifact.properties.items())
+                     if k not in _BOILERPLATE},
+  }
+
+
+def execution_facts(artifact: ArtifactRecord) -> Dict[str, Any]:
+  """What the producer was told: input data, schema file, code and training options."""
+  if artifact.producer is None:
+    return {}
+  facts = {}
+  for key in _SHOWN_EXECUTION_PROPERTIES:
+    value = artifact.producer.properties.get(key)
+    if isinstance(value, str) and value.startswith('{'):
+      value = json.loads(value)  # a proto as JSON, e.g. the push destination
+    if value is not None:
+      facts[key] = value
+  custom_config = run_store.custom_config(artifact.producer)
+  if MODEL_INPUTS_KEY in custom_config:
+    inputs = ModelInputs.from_dict(custom_config[MODEL_INPUTS_KEY])
+    facts['features'] = ', '.join(
+        f'{f.name} ({f.belongs_to}, {f.vocab_size} x {f.embedding_dim})'
+        for f in inputs.features)
+    facts['label'] = inputs.label.expression
+  for key in (MODULE_FINGERPRINT_KEY, TRAINING_KEY):
+    if key in custom_config:
+      facts[key] = custom_config[key]
+  return facts
+
+
+def describe_lineage(node: LineageNode) -> Dict[str, Any]:
+  return {**describe_artifact(node.artifact),
+          'execution': execution_facts(node.artifact),
+          'inputs': {key: [describe_lineage(n) for n in nodes]
+                     for key, nodes in node.inputs.items()}}
+
+
+def _thresholds(evaluation_uri: str) -> List[str]:
+  """The evaluation's thresholds in words, from the eval_config TFMA wrote beside it."""
+  try:
+    with open(os.path.join(evaluation_uri, 'eval_config.json')) as f:
+      eval_config = json.load(f)['evalConfig']
+  except (OSError, ValueError, KeyError):
+    return []
+  described = []
+  for spec in eval_config.get('metricsSpecs', []):
+    for metric in spec.get('metrics', []):
+      thresholds = [t['threshold'] for t in metric.get('perSliceThresholds', [])]
+      if 'threshold' in metric:
+        thresholds.append(metric['threshold'])
+      for threshold in thresholds:
+        value = threshold.get('valueThreshold', {})
+        if 'lowerBound' in value:
+          described.append(f'{metric["className"]} >= {value["lowerBound"]:g}')
+        if 'upperBound' in value:
+          described.append(f'{metric["className"]} <= {value["upperBound"]:g}')
+        change = threshold.get('changeThreshold', {})
+        if 'absolute' in change:
+          described.append(f'{metric["className"]} change against the baseline >= '
+                           f'{change["absolute"]:g}')
+  return described
+
+
+def describe_evaluation(store: RunStore, run: RunRecord,
+                        max_slices: Optional[int] = None) -> Dict[str, Any]:
+  """The run's metrics, blessing decision with its reason, and the anomalies found."""
+  evaluation = store.output(run, 'Evaluator', 'evaluation')
+  blessing = store.output(run, 'Evaluator', 'blessing')
+  anomalies = store.output(run, 'ExampleValidator', 'anomalies')
+  described: Dict[str, Any] = {'run_id': run.id}
+  if evaluation is None:
+    described['evaluation'] = None
+  else:
+    contents = artifact_contents.evaluation(evaluation.uri)
+    slices = contents['slices']
+    described['evaluation'] = {
+        'artifact_id': evaluation.id, 'uri': evaluation.uri,
+        'overall': slices[0]['metrics'] if slices else {},
+        'slices': slices[1:] if max_slices is None else slices[1:1 + max_slices],
+        'slice_count': max(len(slices) - 1, 0),
+    }
+    validation = contents['validation']
+    blessed = blessing is not None and blessing.properties.get('blessed') == 1
+    if blessed:
+      reason = 'passed every threshold'
+    elif validation['failures']:
+      reason = '; '.join(f'{f["metric"]} = {f["value"]:.4f} on {f["slice"]}: {f["message"]}'
+                         for f in validation['failures'])
+    else:
+      reason = validation.get('error') or 'the Evaluator did not bless it'
+    described['blessing'] = {
+        'blessed': blessed, 'reason': reason,
+        'thresholds': _thresholds(evaluation.uri),
+        'candidate_model_id': blessing.properties.get('current_model_id') if blessing else None,
+        'baseline_model_id': blessing.properties.get('baseline_model_id') if blessing else None,
+    }
+  described['anomalies'] = (artifact_contents.anomalies(anomalies.uri)
+                            if anomalies is not None else None)
+  return described

@@ -1,0 +1,53 @@
+"""Where runs are recorded in ML Metadata: the config's SQLite file, or a MySQL server
+that a team shares. The runner and the inspection tool take the same flags."""
+
+import argparse
+import os
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+
+# The password never goes on a command line, where `ps` would show it.
+PASSWORD_VARIABLE = 'MLMD_MYSQL_PASSWORD'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  group = parser.add_argument_group(
+      'ML Metadata on MySQL (instead of the config\'s SQLite file; password from '
+      f'${PASSWORD_VARIABLE})')
+  group.add_argument('--mysql-host', help='server host name or address')
+  group.add_argument('--mysql-port', type=int, default=3306, help='(default: %(default)s)')
+  group.add_argument('--mysql-database', default='mlmd',
+                     help='database, created when absent (default: %(default)s)')
+  group.add_argument('--mysql-user', default='root', help='(default: %(default)s)')
+
+
+def mysql_connection(args: argparse.Namespace
+                     ) -> Optional[metadata_store_pb2.ConnectionConfig]:
+  """The MySQL store the flags name, or None when they name none."""
+  if not args.mysql_host:
+    return None
+  config = metadata_store_pb2.ConnectionConfig()
+  config.mysql.host = args.mysql_host
+  config.mysql.port = args.mysql_port
+  config.mysql.database = args.mysql_database
+  config.mysql.user = args.mysql_user
+  config.mysql.password = os.environ.get(PASSWORD_VARIABLE, '')
+  return config
+
+
+def sqlite_connection(path: str) -> metadata_store_pb2.ConnectionConfig:
+  """A store a run may create and write."""
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = path
+  config.sqlite.connection_mode = (
+      metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+  return config
+
+
+def describe(connection: metadata_store_pb2.ConnectionConfig) -> str:
+  """Where the store is, for messages (never the password)."""
+  if connection.HasField('mysql'):
+    mysql = connection.mysql
+    return f'mysql://{mysql.user}@{mysql.host}:{mysql.port}/{mysql.database}'
+  return connection.sqlite.filename_uri

@@ -29,8 +29,9 @@ RUN if [ "$ACCELERATOR" = "tpu" ]; then \
     fi
 
 COPY setup.py ./
-COPY pipeline/ pipeline/
+COPY contract/ contract/
 COPY modules/ modules/
+COPY pipeline/ pipeline/
 COPY configs/ configs/
 COPY data/sample/ data/sample/
 RUN pip install --no-cache-dir --no-deps -e .

@@ -1,23 +1,39 @@
-"""Runs the pipeline on this machine: Beam's DirectRunner and a SQLite ML Metadata store.
+"""Runs the pipeline on this machine: Beam's DirectRunner and an ML Metadata store.
 
     python local_runner.py                                    # configs/sample.yaml
     python local_runner.py --config configs/movielens_100k.yaml
+    python local_runner.py --set training.epochs=3 --set training.optimizer=adam
     python local_runner.py --output-root /tmp/ranker          # somewhere else
+    MLMD_MYSQL_PASSWORD=... python local_runner.py --mysql-host db.internal  # shared store
 
-Everything a run makes lands under the config's `paths.output_root`:
-`metadata.sqlite` (ML Metadata) and `pipeline_root/` (one folder per component).
+The terminal shows a line per component with its result; everything else (TFX, Beam and
+TensorFlow logs) goes to a log file under the output root, whose path is printed
+(`--verbose` shows it all instead). Everything a run makes lands under the config's
+`paths.output_root`: `metadata.sqlite` (ML Metadata, unless --mysql-host), `pipeline_root/`
+(one folder per component), `logs/` and `serving/`.
 """
 
 import argparse
 import logging
 import os
 import sys
+import time
+from typing import Optional, TextIO
+
+from absl import logging as absl_logging
 
 from pipeline import runtime
 
 runtime.configure()
 
-from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top
+from inspection import progress as progress_lib
+from inspection import run_store
+from pipeline import config as config_lib
+from pipeline import input_files
+from pipeline import metadata_store
+from pipeline import run_log
+# pylint: enable=g-import-not-at-top
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs',
                               'sample.yaml')
@@ -25,46 +41,131 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'confi
 
 def validate(config: config_lib.RunConfig) -> None:
   """Everything that can be checked before a component runs; raises ValueError."""
-  from pipeline import csv_example_gen  # pylint: disable=g-import-not-at-top
   files = config_lib.check_inputs_exist(config)
-  csv_example_gen.check_headers(files, config.dataset.columns)
+  input_files.check_headers(files, config.dataset.columns)
   if config.paths.schema_file and not os.path.exists(config.paths.schema_file):
     raise config_lib.ConfigError(config.source, 'paths.schema',
                                  f'no such file: {config.paths.schema_file}')
 
 
-def run(config: config_lib.RunConfig, enable_cache: bool = True) -> None:
-  """Runs the whole pipeline in this process and returns when it is done."""
+def run(config: config_lib.RunConfig, enable_cache: bool = True, connection=None) -> None:
+  """Runs the whole pipeline in this process and returns when it is done.
+
+  `connection` is the ML Metadata store (default: the config's SQLite file).
+  """
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
   os.makedirs(config.paths.output_root, exist_ok=True)
-  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      config.paths.metadata_path)
+  if connection is None:
+    connection = metadata_store.sqlite_connection(config.paths.metadata_path)
   tfx.orchestration.LocalDagRunner().run(create_pipeline(
-      config, metadata_connection_config=metadata, enable_cache=enable_cache))
+      config, metadata_connection_config=connection, enable_cache=enable_cache))
+
+
+def _short(path: str) -> str:
+  """A path relative to the working directory when it is below it."""
+  relative = os.path.relpath(path) if '://' not in path else path
+  return path if relative.startswith('..') else relative
+
+
+def root_cause(error: BaseException) -> str:
+  """The innermost exception of a chain, on one line: what a person should read first."""
+  while error.__cause__ is not None or (error.__context__ is not None
+                                        and not error.__suppress_context__):
+    error = error.__cause__ or error.__context__
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  message = f'{type(error).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
+  return message if len(message) <= 300 else message[:297] + '...'
+
+
+def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bool,
+                      console: TextIO) -> Optional[str]:
+  """Runs the pipeline with a line per component on `console`; returns None when it
+  finished, else the line that says which component failed and why."""
+  def open_store() -> run_store.RunStore:
+    if connection.HasField('mysql'):
+      return run_store.RunStore(connection, config.pipeline_name)
+    return run_store.RunStore(run_store.sqlite_connection(config.paths.metadata_path),
+                              config.pipeline_name)
+
+  progress = progress_lib.RunProgress(console, open_store)
+  logging.getLogger().addHandler(progress)
+  try:
+    run(config, enable_cache=enable_cache, connection=connection)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.exception('The pipeline failed')  # the whole traceback, into the log
+    where = progress.failed() or 'the pipeline failed'
+    return f'{where}: {root_cause(e)}'
+  finally:
+    logging.getLogger().removeHandler(progress)
+  return None
+
+
+def argv_for_store(args: argparse.Namespace):
+  """The MySQL flags of this command line, for the inspection tool's."""
+  return [f'--mysql-host {args.mysql_host}', f'--mysql-port {args.mysql_port}',
+          f'--mysql-database {args.mysql_database}', f'--mysql-user {args.mysql_user}']
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--config', default=DEFAULT_CONFIG, help='run config (YAML)')
+  parser.add_argument('--set', dest='overrides', action='append', default=[],
+                      metavar='KEY=VALUE', help='override a config key, e.g. '
+                      'training.epochs=3 (repeatable; values are read as YAML)')
   parser.add_argument('--output-root', help='override paths.output_root (and the '
                       'serving dir, which goes under it)')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when its inputs are unchanged')
+  parser.add_argument('--verbose', action='store_true',
+                      help='show every log line on the terminal instead of in the log file')
+  metadata_store.add_arguments(parser)
   args = parser.parse_args(argv)
   try:
-    config = config_lib.load_config(args.config)
+    config = config_lib.load_config(args.config, args.overrides)
     if args.output_root:
       config = config_lib.with_output_root(config, os.path.abspath(args.output_root))
     validate(config)
+    connection = (metadata_store.mysql_connection(args)
+                  or metadata_store.sqlite_connection(config.paths.metadata_path))
+    # ML Metadata's C++ client logs its own lines about a failed connection, which
+    # blame MySQL 8 authentication whatever the cause; the error says what to check.
+    with run_log.output_to(os.devnull):
+      metadata_store.check_reachable(connection)
   except ValueError as e:
     print(f'local_runner.py: {e}', file=sys.stderr)
     return 2
+  store = metadata_store.describe(connection)
+  log = run_log.log_path(config.paths.output_root)
+  print(f'Pipeline {config.pipeline_name} ({_short(config.source)}) -> '
+        f'{_short(config.paths.output_root)}')
+  print(f'  ML Metadata: {_short(store) if "://" not in store else store}')
+  if not args.verbose:
+    print(f'  full log:    {_short(log)}')
+  sys.stdout.flush()
+  started = time.monotonic()
+  # Python's log records go to standard error: the log file, or the terminal with
+  # --verbose. Set before TFX is imported, so that no library installs its own.
+  records = logging.StreamHandler(sys.stderr)
+  records.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
+  logging.getLogger().addHandler(records)
   logging.getLogger().setLevel(logging.INFO)
-  run(config, enable_cache=not args.no_cache)
-  print(f'Pipeline {config.pipeline_name} finished.\n'
-        f'  ML Metadata: {config.paths.metadata_path}\n'
-        f'  artifacts:   {config.paths.pipeline_root}')
+  # TensorFlow silences absl around some calls and then restores absl's verbosity flag,
+  # which is WARNING unless set: TFX's INFO records (the progress lines) would stop.
+  absl_logging.set_verbosity(absl_logging.INFO)
+  if args.verbose:
+    failure = run_with_progress(config, connection, not args.no_cache, sys.stdout)
+  else:
+    with run_log.output_to(log) as console:
+      failure = run_with_progress(config, connection, not args.no_cache, console)
+  if failure:
+    log_note = '' if args.verbose else f' (full log: {_short(log)})'
+    print(f'local_runner.py: {failure}{log_note}', file=sys.stderr)
+    return 1
+  where = (f'--store {_short(store)}' if '://' not in store else
+           ' '.join(a for a in argv_for_store(args)) + f' --pipeline {config.pipeline_name}')
+  print(f'Done in {time.monotonic() - started:.0f}s. Run report: '
+        f'python -m inspection report {where}')
   return 0
 
 

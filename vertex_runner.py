@@ -67,6 +67,9 @@ def submit(config: config_lib.RunConfig, spec_path: str, enable_cache: bool) -> 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--config', required=True, help='run config (YAML) with a vertex section')
+  parser.add_argument('--set', dest='overrides', action='append', default=[],
+                      metavar='KEY=VALUE', help='override a config key, e.g. '
+                      'vertex.trainer.accelerator_type=TPU_V3 (repeatable; read as YAML)')
   parser.add_argument('--image', help='pipeline image (overrides vertex.image)')
   parser.add_argument('--project', help='GCP project (overrides vertex.project)')
   parser.add_argument('--region', help='Vertex AI region (overrides vertex.region)')
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   output = os.path.abspath(args.output)
   try:
-    config = with_overrides(config_lib.load_config(args.config), args)
+    config = with_overrides(config_lib.load_config(args.config, args.overrides), args)
     compile_pipeline(config, output, enable_cache=not args.no_cache)
   except config_lib.ConfigError as e:
     print(f'vertex_runner.py: {e}', file=sys.stderr)

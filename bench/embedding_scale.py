@@ -43,9 +43,11 @@ def measure(optimizer_name: str, user_vocab: int, steps: int) -> dict:
 
   item_vocab = max(user_vocab // 5, 1)
   inputs = ModelInputs(
-      features=(FeatureSpec('userId', 'int', True, user_vocab, DIM, 'user'),
-                FeatureSpec('movieId', 'int', True, item_vocab, DIM, 'item')),
-      label=LabelSpec('rating', '>=', 4.0))
+      features=(FeatureSpec(name='userId', column_type='int', vocab_size=user_vocab,
+                            embedding_dim=DIM, belongs_to='user'),
+                FeatureSpec(name='movieId', column_type='int', vocab_size=item_vocab,
+                            embedding_dim=DIM, belongs_to='item')),
+      label=LabelSpec(column='rating', operator='>=', threshold=4.0))
   rng = np.random.default_rng(1)
   batch = {
       # Zipf-like: a few ids are hot, most of the table is cold, as with real ids.

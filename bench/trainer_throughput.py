@@ -34,9 +34,11 @@ from contract.names import LABEL_KEY  # pylint: disable=g-import-not-at-top
 
 USER_VOCAB, ITEM_VOCAB, DIM = 25_000, 16_000, 16  # configs/movielens_1m.yaml's tables
 MODEL_INPUTS = ModelInputs(
-    features=(FeatureSpec('userId', 'int', True, USER_VOCAB, DIM, 'user'),
-              FeatureSpec('movieId', 'int', True, ITEM_VOCAB, DIM, 'item')),
-    label=LabelSpec('rating', '>=', 4.0))
+    features=(FeatureSpec(name='userId', column_type='int', vocab_size=USER_VOCAB,
+                          embedding_dim=DIM, belongs_to='user'),
+              FeatureSpec(name='movieId', column_type='int', vocab_size=ITEM_VOCAB,
+                          embedding_dim=DIM, belongs_to='item')),
+    label=LabelSpec(column='rating', operator='>=', threshold=4.0))
 VOCAB_SIZES = {'userId': USER_VOCAB, 'movieId': ITEM_VOCAB}
 FEATURE_SPEC = {name: tf.io.FixedLenFeature([], tf.int64)
                 for name in ('userId', 'movieId', LABEL_KEY)}

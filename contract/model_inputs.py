@@ -28,6 +28,8 @@ PositiveInt = Annotated[int, pydantic.Field(strict=True, gt=0)]
 Integer = Annotated[int, pydantic.Field(strict=True)]
 Number = Annotated[float, pydantic.Field(strict=True)]
 Flag = Annotated[bool, pydantic.Field(strict=True)]
+Text = Annotated[str, pydantic.StringConstraints(strict=True, strip_whitespace=True,
+                                                  min_length=1)]
 
 
 def problem_at(key: str, message: str) -> PydanticCustomError:

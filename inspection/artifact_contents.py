@@ -9,7 +9,11 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from contract.names import LABEL_KEY
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 
@@ -86,6 +90,16 @@ def anomalies(uri: str) -> Dict[str, Dict[str, str]]:
       described['<dataset>'] = found.dataset_anomaly_info.description
     result[split] = described
   return result
+
+
+def bucket_counts(transform_graph_uri: str) -> Dict[str, int]:
+  """Rows of each id feature's table, as Transform recorded them in the transformed
+  schema (int_domain 0..n-1)."""
+  schema = schema_pb2.Schema()
+  text_format.Parse(_read_bytes(os.path.join(
+      transform_graph_uri, 'transformed_metadata', 'schema.pbtxt')).decode(), schema)
+  return {f.name: f.int_domain.max + 1 for f in schema.feature
+          if f.HasField('int_domain') and f.int_domain.min == 0 and f.name != LABEL_KEY}
 
 
 def training_record(model_run_uri: str) -> Optional[Dict[str, Any]]:

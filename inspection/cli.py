@@ -31,6 +31,7 @@ ARTIFACT_TYPES = ('Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies',
                   'TransformGraph', 'TransformCache', 'Model', 'ModelRun', 'ModelEvaluation',
                   'ModelBlessing', 'PushedModel')
 
+
 def _open_store(args: argparse.Namespace) -> RunStore:
   mysql = metadata_store.mysql_connection(args)
   if mysql is not None:

@@ -19,7 +19,6 @@ _SHOWN_EXECUTION_PROPERTIES = ('input_base', 'input_fingerprint', 'schema_file',
                                'preprocessing_fn', 'run_fn', 'push_destination')
 
 
-
 def time_text(value) -> str:
   return value.strftime('%Y-%m-%d %H:%M:%S UTC')
 

@@ -18,6 +18,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata_store as metadata_store_lib
+from pipeline import run_log
 
 Execution = metadata_store_pb2.Execution
 Event = metadata_store_pb2.Event
@@ -122,10 +123,15 @@ class RunStore:
                pipeline: Optional[str] = None):
     where = metadata_store_lib.describe(connection)
     try:
-      self._store = metadata_store.MetadataStore(connection)
+      # ML Metadata's C++ client logs its own lines when it cannot connect (blaming
+      # MySQL 8 authentication whatever the cause); the error below says what to check.
+      with run_log.output_to(os.devnull):
+        self._store = metadata_store.MetadataStore(connection)
       pipelines = sorted(c.name for c in self._store.get_contexts_by_type('pipeline'))
     except (mlmd_errors.StatusError, RuntimeError) as e:
-      raise StoreError(f'{where} is not a readable ML Metadata store: {e}') from None
+      hint = (f'; check the --mysql-* flags and ${metadata_store_lib.PASSWORD_VARIABLE}'
+              if connection.HasField('mysql') else '')
+      raise StoreError(f'{where} is not a readable ML Metadata store: {e}{hint}') from None
     if not pipelines:
       raise StoreError(f'{where} holds no pipeline runs yet')
     if pipeline is None:
@@ -189,6 +195,21 @@ class RunStore:
     raise StoreError(f'no run {run_id!r} of pipeline {self.pipeline!r}; its runs are '
                      + ', '.join(r.id for r in runs))
 
+  def _type_name(self, type_id: int) -> str:
+    if type_id not in self._artifact_types:  # registered since this store was opened
+      self._artifact_types = {t.id: t.name for t in self._store.get_artifact_types()}
+    return self._artifact_types[type_id]
+
+  def latest_execution(self, component: str) -> Optional[ExecutionRecord]:
+    """The component's newest execution in any run (the one a live run just made)."""
+    node = self._store.get_context_by_type_and_name('node', f'{self.pipeline}.{component}')
+    executions = self._store.get_executions_by_context(node.id) if node else []
+    if not executions:
+      return None
+    latest = max(executions, key=lambda e: e.id)
+    self._components[latest.id] = component
+    return self._execution(latest)
+
   def _artifact(self, artifact: metadata_store_pb2.Artifact) -> ArtifactRecord:
     outputs = sorted((e for e in self._store.get_events_by_artifact_ids([artifact.id])
                       if e.type == Event.OUTPUT), key=lambda e: e.execution_id)
@@ -197,7 +218,7 @@ class RunStore:
       execution, = self._store.get_executions_by_id([outputs[0].execution_id])
       producer = self._execution(execution)
       key = outputs[0].path.steps[0].key if outputs[0].path.steps else ''
-    return ArtifactRecord(id=artifact.id, type=self._artifact_types[artifact.type_id],
+    return ArtifactRecord(id=artifact.id, type=self._type_name(artifact.type_id),
                           uri=artifact.uri, properties=_properties(artifact),
                           producer=producer, output_key=key)
 
@@ -211,7 +232,7 @@ class RunStore:
       found = self._store.get_artifacts_by_id(sorted(
           {e.artifact_id for e in events if e.type == Event.OUTPUT}))
     records = [self._artifact(a) for a in sorted(found, key=lambda a: a.id)
-               if type_name is None or self._artifact_types[a.type_id] == type_name]
+               if type_name is None or self._type_name(a.type_id) == type_name]
     return records
 
   def artifact(self, artifact_id: int) -> ArtifactRecord:
@@ -220,10 +241,13 @@ class RunStore:
       raise StoreError(f'no artifact with id {artifact_id} in {self.where}')
     return self._artifact(found[0])
 
-  def outputs(self, execution: ExecutionRecord) -> Dict[str, List[ArtifactRecord]]:
-    """What an execution output (for a cached one: the earlier outputs it reused)."""
+  def outputs(self, execution: ExecutionRecord, resolved: bool = False
+              ) -> Dict[str, List[ArtifactRecord]]:
+    """What an execution output (for a cached one: the earlier outputs it reused);
+    with `resolved`, also what a resolver node picked (e.g. the baseline model)."""
+    kinds = (Event.OUTPUT, Event.INTERNAL_OUTPUT) if resolved else (Event.OUTPUT,)
     events = [e for e in self._store.get_events_by_execution_ids([execution.id])
-              if e.type == Event.OUTPUT]
+              if e.type in kinds]
     artifacts = {a.id: a for a in self._store.get_artifacts_by_id(
         [e.artifact_id for e in events])}
     outputs: Dict[str, List[ArtifactRecord]] = {}

@@ -6,56 +6,34 @@ config fails in a second with the file and the key named, not an hour into a run
     configs/x.yaml: training.learning_rat: unknown key; did you mean learning_rate?
 
 A config may start with `extends: other.yaml` and give only what differs; any key can
-be overridden from the command line (`--set training.epochs=3`). The JSON schema for
-editors comes from the same models:
+be overridden from the command line (`--set training.epochs=3`): config_files.py reads
+the YAML, config_errors.py words the errors, vertex_config.py holds the `vertex:`
+section. The JSON schema for editors comes from the same models:
 
     python -m pipeline.config schema --output configs/config.schema.json
     python -m pipeline.config check configs/movielens_100k.yaml --set training.epochs=3
 """
 
 import argparse
-import difflib
 import glob
 import json
 import os
 import re
 import sys
-import typing
 from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 import pydantic
 import yaml
 
 from contract.model_inputs import (SIDES, ColumnType, FeatureOptions, FeatureSpec, LabelSpec,
-                                   ModelInputs, PositiveInt, StrictModel, TrainingOptions,
-                                   problem_at)
-
-# Vertex AI's accelerator types (google.cloud.aiplatform_v1.AcceleratorType; a test keeps
-# these within the installed enum) for the Trainer's custom job.
-TpuAccelerator = Literal['TPU_V2', 'TPU_V3', 'TPU_V4_POD', 'TPU_V5_LITEPOD']
-GpuAccelerator = Literal['NVIDIA_TESLA_T4', 'NVIDIA_TESLA_V100', 'NVIDIA_TESLA_P100',
-                         'NVIDIA_TESLA_P4', 'NVIDIA_TESLA_A100', 'NVIDIA_A100_80GB',
-                         'NVIDIA_L4', 'NVIDIA_H100_80GB', 'NVIDIA_H100_MEGA_80GB',
-                         'NVIDIA_H200_141GB']
-TPU_ACCELERATORS: Tuple[str, ...] = TpuAccelerator.__args__
-GPU_ACCELERATORS: Tuple[str, ...] = GpuAccelerator.__args__
-# Vertex machine types that come with their TPU chips (TPU VMs: v5e, v5p, v6e).
-TPU_VM_MACHINE_PREFIXES = ('ct5lp-', 'ct5p-', 'ct6e-')
+                                   ModelInputs, PositiveInt, StrictModel, Text,
+                                   TrainingOptions, problem_at)
+from pipeline import config_files
+from pipeline.config_errors import ConfigError, config_error
+from pipeline.vertex_config import VertexConfig
 
 _CONDITION = re.compile(r'^\s*(>=|<=|==|!=|>|<)\s*([-+]?\d+(\.\d*)?|[-+]?\.\d+)\s*$')
 _IDENTIFIER = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-Text = Annotated[str, pydantic.StringConstraints(strict=True, strip_whitespace=True,
-                                                  min_length=1)]
-
-
-class ConfigError(ValueError):
-  """A config that cannot describe a run; the message names the file and the key."""
-
-  def __init__(self, source: str, key: str, problem: str):
-    super().__init__(f'{source}: {key}: {problem}')
-    self.source = source
-    self.key = key
-
 
 
 class LabelConfig(StrictModel):
@@ -131,7 +109,7 @@ class PathsConfig(StrictModel):
     base_dir = (info.context or {}).get('base_dir')
     if not isinstance(data, dict) or base_dir is None:
       return data
-    resolved = {key: _resolve(base_dir, value) if isinstance(value, str) and value.strip()
+    resolved = {key: config_files.resolve_path(base_dir, value) if isinstance(value, str) and value.strip()
                 else value for key, value in data.items()}
     if resolved.get('serving_dir') is None and isinstance(resolved.get('output_root'), str):
       resolved['serving_dir'] = os.path.join(resolved['output_root'], 'serving')
@@ -159,74 +137,6 @@ class BeamConfig(StrictModel):
         f'--direct_num_workers={self.direct_num_workers}',
         *self.extra_args,
     ]
-
-
-class VertexTrainerConfig(StrictModel):
-  """The machines of the Trainer's Vertex AI custom job."""
-  machine_type: Text = 'n1-standard-8'
-  accelerator_type: Optional[Literal[TpuAccelerator, GpuAccelerator]] = None
-  accelerator_count: PositiveInt = 1
-  tpu_topology: Optional[Text] = None
-  # 1 trains on one machine; N > 1 adds N - 1 identical workers (multi-worker strategy).
-  replica_count: PositiveInt = 1
-  # Defaults to the pipeline image; TPU jobs need one built with tensorflow-tpu.
-  image: Optional[Text] = None
-
-  @property
-  def uses_tpu(self) -> bool:
-    return (self.accelerator_type in TPU_ACCELERATORS
-            or self.machine_type.startswith(TPU_VM_MACHINE_PREFIXES))
-
-  @pydantic.model_validator(mode='after')
-  def _machines_fit(self) -> 'VertexTrainerConfig':
-    accelerator = self.accelerator_type
-    if self.machine_type == 'cloud-tpu' and accelerator not in TPU_ACCELERATORS:
-      raise problem_at('accelerator_type', 'machine_type cloud-tpu needs a TPU accelerator '
-                       f'({", ".join(TPU_ACCELERATORS)}), got {accelerator!r}')
-    if accelerator in TPU_ACCELERATORS and self.machine_type != 'cloud-tpu':
-      raise problem_at('machine_type', f'{accelerator} runs on machine_type cloud-tpu, '
-                       f'got {self.machine_type!r}')
-    if self.uses_tpu and self.replica_count != 1:
-      # One TPU host drives the whole slice; a bigger slice is a bigger topology.
-      raise problem_at('replica_count', 'must be 1 on TPUs (choose a larger TPU '
-                       f'instead), got {self.replica_count}')
-    return self
-
-
-class DataflowConfig(StrictModel):
-  """Where the Beam components run on Google Cloud (Dataflow) instead of in their pod."""
-  temp_location: Annotated[Text, pydantic.Field(pattern=r'^gs://')]
-  region: Optional[Text] = None
-  machine_type: Text = 'n1-standard-4'
-  max_workers: PositiveInt = 4
-  disk_size_gb: Optional[PositiveInt] = None
-
-
-class EndpointConfig(StrictModel):
-  """A Vertex AI Endpoint the Pusher deploys the blessed model to."""
-  name: Text
-  serving_image: Text
-  machine_type: Text = 'n1-standard-2'
-  min_replicas: PositiveInt = 1
-  max_replicas: PositiveInt = 1
-
-  @pydantic.model_validator(mode='after')
-  def _replicas_ordered(self) -> 'EndpointConfig':
-    if self.max_replicas < self.min_replicas:
-      raise problem_at('max_replicas', f'must be at least min_replicas '
-                       f'({self.min_replicas}), got {self.max_replicas}')
-    return self
-
-
-class VertexConfig(StrictModel):
-  """Google Cloud settings; only vertex_runner.py reads them."""
-  project: Text
-  region: Text
-  image: Optional[Text] = None
-  service_account: Optional[Text] = None
-  trainer: VertexTrainerConfig = VertexTrainerConfig()
-  dataflow: Optional[DataflowConfig] = None
-  endpoint: Optional[EndpointConfig] = None
 
 
 class RunConfig(StrictModel):
@@ -293,200 +203,13 @@ class RunConfig(StrictModel):
     return self
 
 
-# Pydantic's errors, in the config's words. ---------------------------------------------
-
-def _describe(value: Any) -> str:
-  return f'{type(value).__name__} {value!r}' if value is not None else 'nothing'
-
-
-def _choices(expected: str) -> str:
-  """"'a', 'b' or 'c'" (pydantic's literal_error) -> 'a, b, c'."""
-  return ', '.join(re.findall(r"'([^']*)'", expected)) or expected
-
-
-def _unwrap(annotation: Any) -> Any:
-  """The model class inside Optional[...], Annotated[...]."""
-  while typing.get_origin(annotation) in (typing.Union, Annotated):
-    annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-  return annotation
-
-
-def _known_keys(loc: Tuple[Any, ...]) -> List[str]:
-  """The keys the mapping at `loc` may hold, following the models from RunConfig."""
-  model: Any = RunConfig
-  path = list(loc)
-  while path:
-    if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
-      return []
-    fields = {f.alias or name: f for name, f in model.model_fields.items()}
-    field = fields.get(path.pop(0))
-    if field is None:
-      return []
-    model = _unwrap(field.annotation)
-    if typing.get_origin(model) in (dict, Dict) and path:
-      model = _unwrap(typing.get_args(model)[1])
-      path.pop(0)
-  if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
-    return [f.alias or name for name, f in model.model_fields.items()]
-  return []
-
-
-def _problem(error: Dict[str, Any]) -> str:
-  kind, ctx, value = error['type'], error.get('ctx') or {}, error.get('input')
-  got = f', got {_describe(value)}'
-  if kind == 'missing':
-    return 'is required'
-  if kind == 'extra_forbidden':
-    known = _known_keys(error['loc'][:-1])
-    close = difflib.get_close_matches(str(error['loc'][-1]), known, n=1, cutoff=0.6)
-    if close:
-      return f'unknown key; did you mean {close[0]}?'
-    return 'unknown key; expected one of ' + ', '.join(sorted(known))
-  if kind in ('model_type', 'dict_type', 'model_attributes_type'):
-    return 'must be a mapping' + got
-  if kind in ('int_type', 'int_parsing', 'int_from_float'):
-    return 'must be an integer' + got
-  if kind in ('float_type', 'float_parsing'):
-    return 'must be a number' + got
-  if kind in ('bool_type', 'bool_parsing'):
-    return 'must be true or false' + got
-  if kind in ('string_type',):
-    return 'must be a string' + got
-  if kind in ('list_type', 'tuple_type'):
-    return 'must be a list' + got
-  if kind == 'string_too_short':
-    return 'must not be empty'
-  if kind == 'too_short':
-    return f'must have at least {ctx.get("min_length")} entries'
-  if kind == 'literal_error':
-    return f'must be one of {_choices(ctx["expected"])}' + got
-  if kind == 'greater_than':
-    return ('must be positive' if ctx['gt'] == 0 else f'must be greater than {ctx["gt"]}') + got
-  if kind == 'greater_than_equal':
-    return f'must be at least {ctx["ge"]}' + got
-  if kind == 'less_than_equal':
-    return f'must be at most {ctx["le"]}' + got
-  if kind == 'string_pattern_mismatch':
-    patterns = {r'^[a-z0-9][a-z0-9-]*$': 'lower-case letters, digits and dashes',
-                r'^gs://': 'a gs:// URI'}
-    return f'must be {patterns.get(ctx["pattern"], "like " + ctx["pattern"])}' + got
-  if kind == 'problem_at':
-    return ctx['message']
-  if kind == 'value_error':
-    return str(ctx.get('error', error['msg']))
-  return error['msg']
-
-
-def _key(error: Dict[str, Any]) -> str:
-  loc = [str(part) for part in error['loc'] if part != '[key]']
-  if error['type'] == 'problem_at':
-    loc.append(error['ctx']['key'])
-  return '.'.join(loc) or '<top level>'
-
-
-def config_error(error: pydantic.ValidationError, source: str) -> ConfigError:
-  """The one error a person should fix first: an unknown key explains a missing one."""
-  errors = sorted(error.errors(), key=lambda e: e['type'] != 'extra_forbidden')
-  return ConfigError(source, _key(errors[0]), _problem(errors[0]))
-
-
-# Reading YAML. ---------------------------------------------------------------------------
-
-def _resolve(base_dir: str, path: str) -> str:
-  """Relative paths are relative to the config file; URIs (gs://...) stay as they are."""
-  if '://' in path or os.path.isabs(path):
-    return path
-  return os.path.normpath(os.path.join(base_dir, path))
-
-
 def parse_config(data: Any, source: str, base_dir: str) -> RunConfig:
   """Validates an already-loaded YAML document; `source` names it in errors."""
   try:
     config = RunConfig.model_validate(data, context={'base_dir': base_dir})
   except pydantic.ValidationError as e:
-    raise config_error(e, source) from None
+    raise config_error(e, source, RunConfig) from None
   return config.with_source(source)
-
-
-def _read_yaml(path: str) -> Any:
-  try:
-    with open(path, encoding='utf-8') as f:
-      text = f.read()
-  except OSError as e:
-    raise ConfigError(path, '<file>', f'cannot be read: {e.strerror}') from None
-  try:
-    # safe_load refuses !!python/... tags, so a config can never run code.
-    return yaml.safe_load(text)
-  except yaml.YAMLError as e:
-    raise ConfigError(path, '<yaml>', f'is not valid YAML: {e}') from None
-
-
-def _merged(base: Any, override: Any) -> Any:
-  """`override` on top of `base`: mappings merge key by key, anything else replaces."""
-  if isinstance(base, dict) and isinstance(override, dict):
-    merged = dict(base)
-    for key, value in override.items():
-      merged[key] = _merged(base.get(key), value)
-    return merged
-  return override
-
-
-def _read_with_bases(path: str, chain: Tuple[str, ...] = ()) -> Any:
-  """The YAML document at `path` with the config it `extends` (recursively) underneath.
-
-  A base's relative paths are made absolute against the base's own directory first,
-  so that `paths` mean the same whichever file extends it.
-  """
-  path = os.path.abspath(path)
-  if path in chain:
-    raise ConfigError(chain[0], 'extends', 'forms a cycle: '
-                      + ' -> '.join(chain + (path,)))
-  data = _read_yaml(path)
-  if not isinstance(data, dict) or 'extends' not in data:
-    return data
-  data = dict(data)
-  base_name = data.pop('extends')
-  if not isinstance(base_name, str) or not base_name.strip():
-    raise ConfigError(path, 'extends', f'must be the path of another config, got '
-                      f'{_describe(base_name)}')
-  base_path = os.path.join(os.path.dirname(path), base_name)
-  if not os.path.exists(base_path):
-    raise ConfigError(path, 'extends', f'no such file: {base_path}')
-  base = _read_with_bases(base_path, chain + (path,))
-  if isinstance(base, dict) and isinstance(base.get('paths'), dict):
-    base_dir = os.path.dirname(os.path.abspath(base_path))
-    base = {**base, 'paths': {key: _resolve(base_dir, value) if isinstance(value, str)
-                              else value for key, value in base['paths'].items()}}
-  return _merged(base, data)
-
-
-def apply_overrides(data: Any, overrides: Sequence[str], source: str) -> Any:
-  """`key.path=value` settings on top of a loaded document; values are read as YAML
-  (`3` an integer, `0.1` a number, `true` a flag, `[a, b]` a list), so the models type
-  them exactly as they type the file."""
-  data = dict(data) if isinstance(data, dict) else {}
-  for override in overrides:
-    key, equals, text = override.partition('=')
-    parts = key.strip().split('.')
-    if not equals or not all(parts):
-      raise ConfigError(source, f'--set {override}', 'must look like key.path=value, e.g. '
-                        'training.epochs=3')
-    try:
-      value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-      raise ConfigError(source, f'--set {key}', f'is not a YAML value: {e}') from None
-    mapping = data
-    for depth, part in enumerate(parts[:-1]):
-      child = mapping.get(part)
-      if child is None:
-        child = {}
-      elif not isinstance(child, dict):
-        raise ConfigError(source, f'--set {key}', f'{".".join(parts[:depth + 1])} is '
-                          f'not a mapping in the config')
-      mapping[part] = child = dict(child)
-      mapping = child
-    mapping[parts[-1]] = value
-  return data
 
 
 def load_config(path: str, overrides: Sequence[str] = ()) -> RunConfig:
@@ -494,9 +217,7 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> RunConfig:
 
   `overrides` are `key.path=value` settings applied on top of the file (`--set`).
   """
-  data = _read_with_bases(path)
-  if overrides:
-    data = apply_overrides(data, overrides, path)
+  data = config_files.read_document(path, overrides)
   return parse_config(data, source=path, base_dir=os.path.dirname(os.path.abspath(path)))
 
 

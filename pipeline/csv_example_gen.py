@@ -9,7 +9,7 @@ inference and the same tf.Example encoding. Quoted fields may not span lines.
 """
 
 import os
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict
 
 import apache_beam as beam
 import tensorflow as tf
@@ -21,11 +21,7 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
-
-def read_header(path: str) -> List[str]:
-  """The column names of a CSV file, plain or compressed."""
-  with beam.io.filesystems.FileSystems.open(path) as f:
-    return f.readline().decode('utf-8').strip().split(',')
+from pipeline.input_files import read_header
 
 
 @beam.ptransform_fn
@@ -69,14 +65,3 @@ def CsvExampleGen(**kwargs) -> example_gen_component.FileBasedExampleGen:  # pyl
   return example_gen_component.FileBasedExampleGen(
       custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
       **kwargs).with_id('CsvExampleGen')
-
-
-def check_headers(files: Iterable[str], columns: Iterable[str]) -> None:
-  """Fails fast, before Beam starts, when an input file lacks the configured columns."""
-  expected = list(columns)
-  for path in files:
-    header = read_header(path)
-    missing = [c for c in expected if c not in header]
-    if missing:
-      raise ValueError(f'{path}: header {",".join(header)} lacks the configured '
-                       f'column(s) {", ".join(missing)}')

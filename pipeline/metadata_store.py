@@ -45,6 +45,21 @@ def sqlite_connection(path: str) -> metadata_store_pb2.ConnectionConfig:
   return config
 
 
+def check_reachable(connection: metadata_store_pb2.ConnectionConfig) -> None:
+  """Connects once (creating the MySQL database if it is absent), so that a wrong host
+  or password fails before the first component, in one line; raises ValueError."""
+  if not connection.HasField('mysql'):
+    return
+  from ml_metadata import errors  # pylint: disable=g-import-not-at-top
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  try:
+    metadata_store.MetadataStore(connection)
+  except (errors.StatusError, RuntimeError) as e:
+    raise ValueError(f'{describe(connection)}: cannot open the ML Metadata store ({e}); '
+                     f'check --mysql-host, --mysql-port, --mysql-user and '
+                     f'${PASSWORD_VARIABLE}') from None
+
+
 def describe(connection: metadata_store_pb2.ConnectionConfig) -> str:
   """Where the store is, for messages (never the password)."""
   if connection.HasField('mysql'):

@@ -13,6 +13,7 @@ from tfx.v1.extensions import google_cloud_ai_platform as vertex_ext
 
 from contract.model_inputs import TrainingOptions
 from pipeline import config as config_lib
+from pipeline.vertex_config import VertexConfig
 
 # The Dockerfile's WORKDIR: where the project, its configs and schema live in the image.
 IMAGE_PROJECT_DIR = '/pipeline'
@@ -33,7 +34,7 @@ def in_image(path: str) -> str:
   return f'{IMAGE_PROJECT_DIR}/{relative}'
 
 
-def check(config: config_lib.RunConfig) -> config_lib.VertexConfig:
+def check(config: config_lib.RunConfig) -> VertexConfig:
   """The config's Vertex settings, once everything a Vertex run needs is there.
 
   Raises ConfigError naming the key: containers on Vertex see only Cloud Storage and
@@ -83,7 +84,7 @@ def training(config: config_lib.RunConfig) -> TrainingOptions:
   return config.training.model_copy(update={'tpu': tpu})
 
 
-def trainer_custom_config(vertex: config_lib.VertexConfig) -> Dict[str, Any]:
+def trainer_custom_config(vertex: VertexConfig) -> Dict[str, Any]:
   """custom_config entries that make the Trainer a Vertex AI custom job."""
   trainer = vertex.trainer
   machine_spec: Dict[str, Any] = {'machine_type': trainer.machine_type}
@@ -108,7 +109,7 @@ def trainer_custom_config(vertex: config_lib.VertexConfig) -> Dict[str, Any]:
   }
 
 
-def pusher_custom_config(vertex: config_lib.VertexConfig) -> Dict[str, Any]:
+def pusher_custom_config(vertex: VertexConfig) -> Dict[str, Any]:
   """custom_config of the Pusher that deploys to the configured Vertex AI Endpoint."""
   endpoint = vertex.endpoint
   return {

@@ -57,3 +57,14 @@ def shuffled_run(tmp_path_factory):
       'paths': config.paths.model_copy(update={'input': str(data_dir / '*.csv')})}
   ).with_source(config.source)
   return _run_pipeline(config)
+
+
+@pytest.fixture(scope='session')
+def mariadb(tmp_path_factory):
+  """A real MariaDB server on 127.0.0.1 for this session (installed if missing and
+  possible; the tests that need it are skipped with the reason otherwise)."""
+  import mariadb_server  # pylint: disable=g-import-not-at-top
+  reason = mariadb_server.install_if_missing()
+  if reason:
+    pytest.skip(reason)
+  yield from mariadb_server.run(str(tmp_path_factory.mktemp('mariadb')))

@@ -13,6 +13,7 @@ import yaml
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
 from contract.model_inputs import LabelSpec, ModelInputs
 from pipeline import config as config_lib
+from pipeline import vertex_config
 
 
 def _sample_data():
@@ -243,7 +244,7 @@ def test_the_vertex_config_extends_the_1m_config():
 
 def test_vertex_defaults_to_one_cpu_machine_and_no_dataflow():
   vertex = _parse(_with_vertex()).vertex
-  assert vertex.trainer == config_lib.VertexTrainerConfig(
+  assert vertex.trainer == vertex_config.VertexTrainerConfig(
       machine_type='n1-standard-8', accelerator_type=None, accelerator_count=1,
       tpu_topology=None, replica_count=1, image=None)
   assert not vertex.trainer.uses_tpu and vertex.dataflow is None
@@ -259,7 +260,7 @@ def test_tpu_vm_machine_types_are_tpus_without_an_accelerator_type():
 def test_offered_accelerators_are_vertex_ai_accelerators():
   from google.cloud.aiplatform_v1.types import AcceleratorType  # pylint: disable=g-import-not-at-top
   names = {a.name for a in AcceleratorType}
-  assert set(config_lib.TPU_ACCELERATORS + config_lib.GPU_ACCELERATORS) <= names
+  assert set(vertex_config.TPU_ACCELERATORS + vertex_config.GPU_ACCELERATORS) <= names
 
 
 @pytest.mark.parametrize('vertex, key, words', [

@@ -19,12 +19,12 @@ LAYERS = {
     'contract': 0,
     'modules': 1,
     'pipeline': 2,
-    # Beside the runners: they read the pipeline's config and ML Metadata.
+    # Reads what runs recorded; the local runner prints its progress lines with it.
     'inspection': 3,
-    'local_runner': 3,
-    'vertex_runner': 3,
-    'bench': 4,
-    'data': 4,
+    'local_runner': 4,
+    'vertex_runner': 4,
+    'bench': 5,
+    'data': 5,
 }
 PACKAGES = ('contract', 'modules', 'pipeline', 'inspection')
 

@@ -193,13 +193,14 @@ def test_gzip_csv_reads_like_plain_csv(tmp_path):
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.testing import util as beam_util  # pylint: disable=g-import-not-at-top
   from pipeline import csv_example_gen  # pylint: disable=g-import-not-at-top
+  from pipeline import input_files  # pylint: disable=g-import-not-at-top
   text = 'userId,movieId,rating,timestamp\n1,10,4.5,100\n2,20,3.0,200\n\n3,10,5.0,300\n'
   (tmp_path / 'plain').mkdir()
   (tmp_path / 'zipped').mkdir()
   (tmp_path / 'plain' / 'ratings.csv').write_text(text)
   with gzip.open(tmp_path / 'zipped' / 'ratings.csv.gz', 'wt') as f:
     f.write(text)
-  assert csv_example_gen.read_header(str(tmp_path / 'zipped' / 'ratings.csv.gz')) == [
+  assert input_files.read_header(str(tmp_path / 'zipped' / 'ratings.csv.gz')) == [
       'userId', 'movieId', 'rating', 'timestamp']
 
   def rows(examples):

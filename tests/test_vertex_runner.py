@@ -154,6 +154,20 @@ def test_flags_override_project_and_region(tmp_path):
   assert '--region=europe-west4' in _executor(spec, 'Transform')['args']
 
 
+def test_set_overrides_any_key_typed_by_the_config(tmp_path, capsys):
+  code, spec = _compile(tmp_path, VERTEX_CONFIG, '--set', 'training.batch_size=512',
+                        '--set', 'vertex.trainer.tpu_topology=2x2')
+  assert code == 0
+  custom_config = json.loads(_parameter(spec, 'Trainer', 'custom_config'))
+  assert custom_config['training']['batch_size'] == 512
+  pool, = custom_config['ai_platform_training_args']['job_spec']['worker_pool_specs']
+  assert pool['machine_spec']['tpu_topology'] == '2x2'
+  code, _ = _compile(tmp_path, VERTEX_CONFIG, '--set', 'training.batch_size=big')
+  assert code == 2
+  assert capsys.readouterr().err == (f"vertex_runner.py: {VERTEX_CONFIG}: training.batch_size: "
+                                     "must be an integer, got str 'big'\n")
+
+
 @pytest.mark.parametrize('overrides, message', [
     ({'vertex': {'region': None}}, 'vertex.region: is required'),
     ({'vertex': {'trainer': {'accelerator_type': 'TPU_V9'}}},
@@ -196,3 +210,11 @@ def test_the_dockerfile_builds_on_the_pinned_versions():
   assert f'tensorflow-tpu=={pins["tensorflow"]} ' in dockerfile
   assert f'WORKDIR {vertex_lib.IMAGE_PROJECT_DIR}\n' in dockerfile
   assert 'ENV TF_USE_LEGACY_KERAS=1\n' in dockerfile
+
+
+def test_the_image_holds_every_package_the_components_import():
+  """Executors import the pipeline, the component code and their contract by name."""
+  with open(os.path.join(PROJECT_DIR, 'Dockerfile')) as f:
+    dockerfile = f.read()
+  for package in ('contract', 'modules', 'pipeline'):
+    assert f'COPY {package}/ {package}/\n' in dockerfile

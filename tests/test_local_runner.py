@@ -1,0 +1,221 @@
+"""local_runner.py as a person runs it: the console, the log file, failures, and ML
+Metadata on a real MySQL-compatible server."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import PROJECT_DIR
+
+import local_runner
+
+LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
+COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+              'Transform', 'ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
+              'Evaluator', 'Pusher')
+# A finished component's line: its id, seconds or 'cached', and its headline.
+_END_LINE = re.compile(r'^  (\S+) +(\d+\.\ds|cached)(?:  (.*))?$')
+
+
+def _run(*args, env=None, module=None):
+  command = [sys.executable, *(['-m', module] if module else [LOCAL_RUNNER]), *args]
+  return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                        timeout=900, check=False)
+
+
+def _finished(stdout: str):
+  """{component: (seconds or 'cached', headline)} from a run's terminal output."""
+  found = {}
+  for line in stdout.splitlines():
+    match = _END_LINE.match(line)
+    if match:
+      found[match.group(1)] = (match.group(2), match.group(3) or '')
+  return found
+
+
+def _log_path(stdout: str) -> str:
+  match = re.search(r'^  full log: +(\S+)$', stdout, re.MULTILINE)
+  assert match, stdout
+  return os.path.join(PROJECT_DIR, match.group(1))
+
+
+@pytest.fixture(scope='module')
+def two_runs(tmp_path_factory):
+  """The sample run twice into one output root, as `python local_runner.py` prints it."""
+  output_root = tmp_path_factory.mktemp('console') / 'out'
+  first = _run('--output-root', str(output_root))
+  second = _run('--output-root', str(output_root))
+  return output_root, first, second
+
+
+@pytest.mark.slow
+def test_a_run_prints_a_line_per_component_and_logs_the_rest(two_runs):
+  output_root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert first.stderr == ''
+  lines = first.stdout.splitlines()
+  assert len(lines) <= 30, first.stdout  # one screen, start lines included (not a tty)
+  assert not [line for line in lines if 'INFO' in line or 'WARNING' in line
+              or 'cuFFT' in line or 'Traceback' in line]
+  finished = _finished(first.stdout)
+  assert set(finished) == set(COMPONENTS)
+  assert all(took != 'cached' for took, _ in finished.values())
+  assert finished['StatisticsGen'][1] == 'rows: train 4,780, eval 1,220'
+  assert finished['ColumnarExamplesGen'][1] == 'rows: train 4,780, eval 1,220'
+  assert finished['ExampleValidator'][1] == 'no anomalies'
+  assert finished['Transform'][1] == 'table rows: movieId 2,000, userId 1,000'
+  assert finished['ImportSchemaGen'][1] == 'schema movielens_ratings.pbtxt'
+  assert finished['latest_blessed_model_resolver'][1] == 'baseline: none yet'
+  assert re.fullmatch(r'eval AUC 0\.\d{4} after 15 epoch\(s\)', finished['Trainer'][1])
+  assert re.fullmatch(r'AUC 0\.\d{4}, blessed', finished['Evaluator'][1])
+  assert finished['Pusher'][1].startswith(f'pushed to {output_root}/serving/')
+  assert lines[-1].startswith('Done in ') and 'python -m inspection report --store' in lines[-1]
+
+  log = _log_path(first.stdout)
+  assert log.startswith(str(output_root / 'logs') + '/')
+  with open(log) as f:
+    logged = f.read()
+  # Everything the terminal was spared: TFX's records, TensorFlow's C++ lines.
+  assert 'Component Trainer is running.' in logged and logged.count('\n') > 500
+
+
+@pytest.mark.slow
+def test_a_rerun_says_what_was_cached_and_which_baseline_it_met(two_runs):
+  _, first, second = two_runs
+  assert second.returncode == 0, second.stderr[-3000:]
+  finished = _finished(second.stdout)
+  for component in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
+    assert finished[component][0] == 'cached', second.stdout
+  assert finished['Trainer'][1] == _finished(first.stdout)['Trainer'][1]
+  assert re.fullmatch(r'baseline: model #\d+', finished['latest_blessed_model_resolver'][1])
+  assert finished['Evaluator'][0] != 'cached'
+  assert _log_path(second.stdout) != _log_path(first.stdout)
+
+
+def _config_with_a_schema_that_misnames_a_column(tmp_path):
+  with open(os.path.join(PROJECT_DIR, 'configs', 'schema', 'movielens_ratings.pbtxt')) as f:
+    schema = f.read()
+  assert '"movieId"' in schema
+  (tmp_path / 'schema.pbtxt').write_text(schema.replace('"movieId"', '"itemId"'))
+  return ['--set', f'paths.schema={tmp_path / "schema.pbtxt"}',
+          '--output-root', str(tmp_path / 'out')]
+
+
+@pytest.mark.slow
+def test_a_failing_component_is_one_line_with_its_root_cause_and_the_log(tmp_path):
+  result = _run(*_config_with_a_schema_that_misnames_a_column(tmp_path))
+  assert result.returncode == 1
+  error, = result.stderr.splitlines()
+  match = re.fullmatch(r"local_runner\.py: Transform failed after \d+\.\ds: "
+                       r"KeyError: 'movieId' \(full log: (\S+)\)", error)
+  assert match, error
+  with open(os.path.join(PROJECT_DIR, match.group(1))) as f:
+    logged = f.read()
+  assert 'Traceback (most recent call last)' in logged and "KeyError: 'movieId'" in logged
+  assert set(_finished(result.stdout)) == {'CsvExampleGen', 'ImportSchemaGen',
+                                           'latest_blessed_model_resolver', 'StatisticsGen'}
+
+
+@pytest.mark.slow
+def test_verbose_shows_every_log_line_and_writes_no_log_file(tmp_path):
+  result = _run(*_config_with_a_schema_that_misnames_a_column(tmp_path), '--verbose')
+  assert result.returncode == 1
+  assert 'INFO absl: Component Transform is running.' in result.stderr
+  assert re.search(r"^local_runner\.py: Transform failed after \d+\.\ds: KeyError: 'movieId'$",
+                   result.stderr, re.MULTILINE)
+  assert 'full log' not in result.stdout + result.stderr
+  assert not (tmp_path / 'out' / 'logs').exists()
+
+
+def test_the_root_cause_is_the_innermost_exception_on_one_line():
+  def chained():
+    try:
+      raise KeyError('movieId')
+    except KeyError as e:
+      raise RuntimeError('while running Transform\nmore detail') from e
+  with pytest.raises(RuntimeError) as caught:
+    chained()
+  assert local_runner.root_cause(caught.value) == "KeyError: 'movieId'"
+  assert local_runner.root_cause(ValueError('first\nsecond')) == 'ValueError: first'
+  assert local_runner.root_cause(MemoryError()) == 'MemoryError'
+  assert len(local_runner.root_cause(ValueError('x' * 1000))) == 300
+
+
+def test_output_to_a_log_catches_every_writer_and_keeps_the_terminal(tmp_path):
+  log = tmp_path / 'logs' / 'run.log'
+  script = textwrap.dedent(f'''
+      import os, subprocess, sys
+      sys.path.insert(0, {PROJECT_DIR!r})
+      from pipeline import run_log
+      with run_log.output_to({str(log)!r}) as console:
+        print('python stdout')
+        print('python stderr', file=sys.stderr)
+        os.write(2, b'native stderr\\n')
+        subprocess.run(['echo', 'child process'], check=True)
+        console.write('for the person\\n')
+      print('after')
+      ''')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=60, check=True)
+  assert result.stdout == 'for the person\nafter\n' and result.stderr == ''
+  logged = log.read_text().splitlines()
+  assert sorted(logged) == ['child process', 'native stderr', 'python stderr',
+                            'python stdout']
+
+
+def _inspect(server, database, *args):
+  env = {**os.environ, 'MLMD_MYSQL_PASSWORD': server.password}
+  return _run(*args, *server.flags(database), env=env, module='inspection')
+
+
+@pytest.mark.slow
+def test_a_run_and_its_inspection_on_a_mysql_server(mariadb, tmp_path):
+  output_root = tmp_path / 'out'
+  env = {**os.environ, 'MLMD_MYSQL_PASSWORD': mariadb.password}
+  result = _run('--output-root', str(output_root), *mariadb.flags('ranker_e2e'), env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (f'ML Metadata: mysql://mlmd@127.0.0.1:{mariadb.port}/ranker_e2e'
+          in result.stdout)
+  assert set(_finished(result.stdout)) == set(COMPONENTS)
+  assert not (output_root / 'metadata.sqlite').exists()
+  assert '--mysql-host 127.0.0.1' in result.stdout.splitlines()[-1]
+
+  runs = _inspect(mariadb, 'ranker_e2e', 'runs', '--json')
+  assert runs.returncode == 0, runs.stderr
+  described = json.loads(runs.stdout)
+  assert described['store'] == f'mysql://mlmd@127.0.0.1:{mariadb.port}/ranker_e2e'
+  run, = described['runs']
+  assert {c['component'] for c in run['components']} == set(COMPONENTS)
+  assert {c['state'] for c in run['components']} == {'COMPLETE'}
+
+  evaluation = json.loads(_inspect(mariadb, 'ranker_e2e', 'evaluation', '--json').stdout)
+  assert evaluation['blessing']['blessed'] is True
+  assert evaluation['evaluation']['overall']['example_count'] == 1220
+  lineage = json.loads(_inspect(mariadb, 'ranker_e2e', 'lineage', '--json').stdout)
+  assert lineage['type'] == 'PushedModel' and lineage['produced_by'] == 'Pusher'
+  report = tmp_path / 'report.html'
+  written = _inspect(mariadb, 'ranker_e2e', 'report', '--output', str(report))
+  assert written.returncode == 0, written.stderr
+  assert 'Evaluator' in report.read_text()
+
+
+def test_a_wrong_mysql_password_is_one_line_before_anything_runs(mariadb, tmp_path):
+  env = {**os.environ, 'MLMD_MYSQL_PASSWORD': 'not-the-password'}
+  result = _run('--output-root', str(tmp_path / 'out'), *mariadb.flags('ranker_denied'),
+                env=env)
+  assert result.returncode == 2
+  error, = result.stderr.splitlines()
+  assert error.startswith(f'local_runner.py: mysql://mlmd@127.0.0.1:{mariadb.port}/'
+                          'ranker_denied: cannot open the ML Metadata store')
+  assert error.endswith('check --mysql-host, --mysql-port, --mysql-user and '
+                        '$MLMD_MYSQL_PASSWORD')
+  assert not (tmp_path / 'out').exists()
+  inspected = _run('runs', *mariadb.flags('ranker_denied'), env=env, module='inspection')
+  assert inspected.returncode == 1
+  error, = inspected.stderr.splitlines()
+  assert 'is not a readable ML Metadata store' in error and 'MLMD_MYSQL_PASSWORD' in error

@@ -230,11 +230,14 @@ def test_an_unknown_run_or_artifact_is_named(sample_run, capsys):
   assert code == 1 and 'no artifact with id 999999' in err
 
 
-@pytest.mark.parametrize('module', ['inspection', 'pipeline.inspect'])
-def test_the_command_line_exits_cleanly_on_a_missing_store(tmp_path, module):
-  # pipeline.inspect is the tool's old name, kept working.
+@pytest.mark.parametrize('command', [
+    [sys.executable, '-m', 'inspection'],
+    [sys.executable, '-m', 'pipeline.inspect'],  # the tool's old name, kept working
+    [os.path.join(os.path.dirname(sys.executable), 'ranker-inspect')],  # setup.py's script
+])
+def test_the_command_line_exits_cleanly_on_a_missing_store(tmp_path, command):
   result = subprocess.run(
-      [sys.executable, '-m', module, 'runs', '--store', str(tmp_path / 'metadata.sqlite')],
+      [*command, 'runs', '--store', str(tmp_path / 'metadata.sqlite')],
       cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 1
   assert result.stderr.strip().endswith(

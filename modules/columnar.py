@@ -101,32 +101,52 @@ def read_manifest(split_dir: str) -> Dict:
     return json.load(f)
 
 
+def part_rows(manifest: Mapping, num_pipelines: int) -> List[int]:
+  """Rows each of `num_pipelines` input pipelines reads of a split (see make_dataset)."""
+  blocks, block_rows, rows = manifest['blocks'], manifest['block_rows'], manifest['rows']
+  if blocks >= num_pipelines:
+    sizes = [block_rows] * (blocks - 1) + [rows - block_rows * (blocks - 1)]
+    return [sum(sizes[i::num_pipelines]) for i in range(num_pipelines)]
+  return [len(range(i, rows, num_pipelines)) for i in range(num_pipelines)]
+
+
 def make_dataset(split_dir: str, batch_size: int, shuffle: bool, seed: int,
-                 repeat: bool = False) -> tf.data.Dataset:
+                 repeat: bool = False, pipeline_id: int = 0,
+                 num_pipelines: int = 1) -> tf.data.Dataset:
   """Batches {column: int64 [batch_size]} of a columnar split; every batch is full.
 
-  With `shuffle`, each epoch reads the blocks in a new order and permutes the rows of
-  every window of WINDOW_BLOCKS blocks, so a row's batch-mates change from epoch to epoch.
+  With several input pipelines (one per worker), pipeline `pipeline_id` reads every
+  `num_pipelines`-th block, or every `num_pipelines`-th row of each block when there
+  are fewer blocks than pipelines: the parts are disjoint and together cover the split.
+  With `shuffle`, each pass reads the blocks in a new order and permutes the rows of
+  every window of WINDOW_BLOCKS blocks, so a row's batch-mates change from pass to pass;
+  `repeat` repeats whole passes, so every row is seen once before any is seen again.
   """
   manifest = read_manifest(split_dir)
   columns = manifest['columns']
   paths = [block_path(split_dir, i) for i in range(manifest['blocks'])]
+  by_block = len(paths) >= num_pipelines
+  if by_block:
+    paths = paths[pipeline_id::num_pipelines]
   dataset = tf.data.Dataset.from_tensor_slices(paths)
   if shuffle:
     dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    dataset = dataset.repeat()
+
   # [rows, columns]: rows first, so that blocks of different lengths can be stacked.
   def read_block(path):
     block = tf.io.parse_tensor(tf.io.read_file(path), tf.int64)
-    return tf.transpose(tf.ensure_shape(block, [len(columns), None]))
+    rows = tf.transpose(tf.ensure_shape(block, [len(columns), None]))
+    return rows if by_block else rows[pipeline_id::num_pipelines]
 
   dataset = dataset.map(read_block, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=not shuffle)
   if shuffle:
+    # A stateful shuffle: every window of every pass gets its own permutation.
     dataset = dataset.ragged_batch(WINDOW_BLOCKS).map(
         lambda window: tf.random.shuffle(window.merge_dims(0, 1), seed=seed),
         num_parallel_calls=tf.data.AUTOTUNE)
+  if repeat:
+    dataset = dataset.repeat()
   dataset = dataset.map(lambda rows: {name: rows[:, i] for i, name in enumerate(columns)})
   # Whole blocks in, fixed-size batches out, across block boundaries: a TPU compiles
   # for one shape, so the remainder of an epoch (fewer than batch_size rows) is dropped.

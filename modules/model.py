@@ -18,6 +18,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_recommenders as tfrs
+from tensorflow.python.ops import resource_variable_ops  # pylint: disable=g-direct-tensorflow-import
 
 from modules import lazy_adam
 from contract.model_inputs import ModelInputs
@@ -52,6 +53,34 @@ def feature_configs(model_inputs: ModelInputs, vocab_sizes: Mapping[str, int]
   return configs
 
 
+def _local_string_variable(next_creator, **kwargs):
+  """Creates tf.string variables outside the distribution strategy.
+
+  Upstream cause: TF 2.16's TPUEmbeddingForServing (the tables off-TPU) creates an
+  empty tf.string variable for SparseCore layouts, and MultiWorkerMirroredStrategy
+  broadcasts every variable's initial value with collectives, which cannot send strings
+  (`CollectiveBcastSend ... T of string`). The variable is deleted again once the layer
+  is built, so a plain local variable is all it needs.
+  """
+  if kwargs.get('dtype') is not None and tf.as_dtype(kwargs['dtype']) == tf.string:
+    # ResourceVariable's constructor bypasses the variable creator stack (tf.Variable
+    # would come back here); the strategy never sees it.
+    return resource_variable_ops.ResourceVariable(
+        initial_value=kwargs['initial_value'], trainable=False, name=kwargs.get('name'),
+        dtype=tf.string)
+  return next_creator(**kwargs)
+
+
+def build(model: 'RankingModel', model_inputs: ModelInputs) -> None:
+  """Creates the model's variables with one call, under any strategy but a TPU's.
+
+  Inside the strategy's scope the string-variable creator below must come first, so it
+  is entered here, innermost.
+  """
+  with tf.variable_creator_scope(_local_string_variable):
+    model({f.name: tf.zeros([1], tf.int64) for f in model_inputs.features})
+
+
 class RankingModel(tfrs.Model):
   """Scores (user, item) pairs with the probability of a positive label."""
 
@@ -65,8 +94,10 @@ class RankingModel(tfrs.Model):
     # optimizer=None builds the tables without slots, for export.
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
         feature_config=feature_configs(model_inputs, vocab_sizes), optimizer=optimizer)
+    # Summed here, divided by the global batch in compute_loss: replicas' gradients are
+    # summed, so each replica's loss must be its share of the global mean.
     self.task = tfrs.tasks.Ranking(
-        loss=tf.keras.losses.BinaryCrossentropy(),
+        loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM),
         metrics=[
             tf.keras.metrics.AUC(name='auc'),
             tf.keras.metrics.AUC(curve='PR', name='pr_auc'),
@@ -75,6 +106,11 @@ class RankingModel(tfrs.Model):
         ],
         prediction_metrics=[tf.keras.metrics.Mean(name='prediction_mean')],
         label_metrics=[tf.keras.metrics.Mean(name='label_mean')])
+    # Keras metrics already hold global values on every replica; the default ('sum'
+    # off TPUs) would add them up once per replica. The losses are summed in train_step.
+    self.distribute_reduction_method = 'first'
+    # A Keras metric, so that Keras resets it each epoch and sums it across replicas.
+    self._mean_loss = tf.keras.metrics.Mean(name='loss')
 
   def _sides(self, features: Mapping[str, tf.Tensor]):
     embeddings = self.embedding({name: features[name]
@@ -94,13 +130,32 @@ class RankingModel(tfrs.Model):
     return self._probability(*self._sides(features))
 
   def compute_loss(self, features, training: bool = False) -> tf.Tensor:
-    """Binary cross-entropy of one batch of transformed features, label included."""
+    """This replica's share of the global batch's mean binary cross-entropy (plus L2):
+    the replicas' shares add up to the mean over the global batch."""
     labels = tf.cast(tf.reshape(features[LABEL_KEY], [-1, 1]), tf.float32)
     user, item = self._sides(features)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
     loss = self.task(labels=labels, predictions=self._probability(user, item))
     if self._l2_regularization:
       # On the looked-up rows only: a step touches the batch's rows, never the table.
       loss += self._l2_regularization * (
-          tf.reduce_mean(tf.reduce_sum(tf.square(user), axis=1))
-          + tf.reduce_mean(tf.reduce_sum(tf.square(item), axis=1)))
-    return loss
+          tf.reduce_sum(tf.square(user)) + tf.reduce_sum(tf.square(item)))
+    return loss / global_batch
+
+  def _with_mean_loss(self, logs):
+    """The loss as the mean over the epoch's global batches (Keras' own `loss` is
+    that; tfrs reports the last batch's share on one replica). The L2 term is part of
+    the loss, so tfrs' separate regularization entries are always zero: dropped."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    # This replica's share times the replicas is its batch's mean loss.
+    self._mean_loss.update_state(logs['loss'] * replicas)
+    logs = {k: v for k, v in logs.items() if k not in ('regularization_loss', 'total_loss')}
+    logs['loss'] = self._mean_loss.result()
+    return logs
+
+  def train_step(self, inputs):
+    return self._with_mean_loss(super().train_step(inputs))
+
+  def test_step(self, inputs):
+    return self._with_mean_loss(super().test_step(inputs))

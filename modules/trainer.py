@@ -7,8 +7,10 @@ inputs and training options of the run config). The module imports no TFX.
 
 import json
 import os
+import shutil
 import sys
-from typing import Any, Dict, List, Mapping
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -40,19 +42,36 @@ def vocab_sizes_from_schema(tft_output: tft.TFTransformOutput,
   return sizes
 
 
-def make_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
-                 batch_size: int, shuffle: bool, seed: int,
-                 repeat: bool = False) -> tf.data.Dataset:
-  """Batches of transformed features, label included, in the TPU's fixed shapes."""
+def _example_files(file_patterns: List[str]) -> List[str]:
   files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
   if not files:
     raise ValueError(f'no transformed examples match {file_patterns}')
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  if shuffle:
-    dataset = dataset.shuffle(len(files), seed=seed)
-  dataset = dataset.interleave(
-      lambda path: tf.data.TFRecordDataset(path, compression_type='GZIP'),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+  return files
+
+
+def _records(path) -> tf.data.Dataset:
+  return tf.data.TFRecordDataset(path, compression_type='GZIP')
+
+
+def make_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
+                 batch_size: int, shuffle: bool, seed: int, repeat: bool = False,
+                 pipeline_id: int = 0, num_pipelines: int = 1) -> tf.data.Dataset:
+  """Batches of transformed features, label included, in the TPU's fixed shapes.
+
+  Input pipeline `pipeline_id` of `num_pipelines` reads every `num_pipelines`-th file,
+  or every `num_pipelines`-th record (in file order) when there are fewer files than
+  pipelines; `repeat` repeats whole shuffled passes over that part.
+  """
+  files = _example_files(file_patterns)
+  if len(files) >= num_pipelines:
+    dataset = tf.data.Dataset.from_tensor_slices(files[pipeline_id::num_pipelines])
+    if shuffle:
+      dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(_records, num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=not shuffle)
+  else:
+    # Record-level parts need one order that every pipeline agrees on.
+    dataset = _records(files).shard(num_pipelines, pipeline_id)
   if shuffle:
     dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
   if repeat:
@@ -64,27 +83,83 @@ def make_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def input_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
-                  batch_size: int, shuffle: bool, seed: int,
-                  repeat: bool = False) -> tf.data.Dataset:
-  """The split as training batches: columnar blocks when ColumnarExamplesGen wrote
-  them (TFX passes `<split dir>/*`), else the tf.Examples, parsed."""
+def _columnar_dir(file_patterns: List[str]) -> Optional[str]:
+  """The split directory when ColumnarExamplesGen wrote it (TFX passes `<dir>/*`)."""
   split_dirs = {os.path.dirname(pattern) for pattern in file_patterns}
   if len(split_dirs) == 1:
     split_dir, = split_dirs
     if columnar.is_columnar(split_dir):
-      return columnar.make_dataset(split_dir, batch_size, shuffle=shuffle, seed=seed,
-                                   repeat=repeat)
+      return split_dir
+  return None
+
+
+def input_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
+                  batch_size: int, shuffle: bool, seed: int, repeat: bool = False,
+                  pipeline_id: int = 0, num_pipelines: int = 1) -> tf.data.Dataset:
+  """This input pipeline's part of the split as training batches: columnar blocks when
+  ColumnarExamplesGen wrote them, else the tf.Examples, parsed."""
+  split_dir = _columnar_dir(file_patterns)
+  if split_dir is not None:
+    return columnar.make_dataset(split_dir, batch_size, shuffle=shuffle, seed=seed,
+                                 repeat=repeat, pipeline_id=pipeline_id,
+                                 num_pipelines=num_pipelines)
   return make_dataset(file_patterns, feature_spec, batch_size, shuffle=shuffle, seed=seed,
-                      repeat=repeat)
+                      repeat=repeat, pipeline_id=pipeline_id, num_pipelines=num_pipelines)
+
+
+def part_rows(file_patterns: List[str], num_pipelines: int) -> List[int]:
+  """Rows each input pipeline reads of the split: from the columnar manifest, or by
+  counting the tf.Examples (one pass over the split)."""
+  split_dir = _columnar_dir(file_patterns)
+  if split_dir is not None:
+    return columnar.part_rows(columnar.read_manifest(split_dir), num_pipelines)
+  files = _example_files(file_patterns)
+  if len(files) >= num_pipelines:
+    counts = [int(_records(f).reduce(0, lambda n, _: n + 1)) for f in files]
+    return [sum(counts[i::num_pipelines]) for i in range(num_pipelines)]
+  total = int(_records(files).reduce(0, lambda n, _: n + 1))
+  return [len(range(i, total, num_pipelines)) for i in range(num_pipelines)]
 
 
 def distribute(strategy: tf.distribute.Strategy, dataset_fn, global_batch_size: int):
-  """Splits the global batch across replicas, keeping ids on the host as TPUEmbedding
-  requires; under the default strategy this is the same contract on one replica."""
-  return strategy.distribute_datasets_from_function(
-      lambda context: dataset_fn(context.get_per_replica_batch_size(global_batch_size)),
-      options=tf.distribute.InputOptions(experimental_fetch_to_device=False))
+  """(distributed dataset, number of input pipelines): one input pipeline per worker,
+  each given its pipeline id and per-replica batch size. Ids stay on the host, as
+  TPUEmbedding requires; under the default strategy it is the same contract on one
+  replica."""
+  contexts = []
+
+  def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+    contexts.append(context)
+    return dataset_fn(context.get_per_replica_batch_size(global_batch_size),
+                      context.input_pipeline_id, context.num_input_pipelines)
+
+  dataset = strategy.distribute_datasets_from_function(
+      make, options=tf.distribute.InputOptions(experimental_fetch_to_device=False))
+  return dataset, contexts[0].num_input_pipelines
+
+
+def steps_per_pass(file_patterns: List[str], num_pipelines: int, global_batch_size: int,
+                   split: str) -> int:
+  """Steps that every input pipeline can feed in one pass over its part of the split:
+  workers step together, so the smallest part decides."""
+  rows = min(part_rows(file_patterns, num_pipelines))
+  steps = rows // (global_batch_size // num_pipelines)
+  if steps == 0:
+    raise ValueError(
+        f'the {split} split has {rows} rows per input pipeline ({num_pipelines} '
+        f'pipelines), fewer than one batch of {global_batch_size // num_pipelines}: '
+        'lower training.batch_size or give the split more rows')
+  return steps
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's outputs: the chief, or worker 0 of a cluster
+  without one, or the only process."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.task_type or resolver.task_type == 'chief':
+    return True
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return resolver.task_type == 'worker' and resolver.task_id == 0 and not has_chief
 
 
 class _CheckpointEachEpoch(tf.keras.callbacks.Callback):
@@ -99,8 +174,9 @@ class _CheckpointEachEpoch(tf.keras.callbacks.Callback):
 
 def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Mapping[str, int],
           train_files: List[str], eval_files: List[str], feature_spec: Mapping[str, Any],
-          model_run_dir: str, strategy: tf.distribute.Strategy):
-  """Trains under `strategy`; returns (latest checkpoint path, Keras history dict)."""
+          write_dir: str, strategy: tf.distribute.Strategy):
+  """Trains under `strategy`, writing checkpoints and logs under `write_dir`; returns
+  (the trained model, its latest checkpoint's path, Keras history dict)."""
   tf.keras.utils.set_random_seed(training.seed)
   with strategy.scope():
     optimizer = model_lib.make_optimizer(training.optimizer, training.learning_rate)
@@ -109,25 +185,34 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Map
     # The same optimizer for the tables and the model: on a TPU the tables are
     # updated by the embedding engine with its settings, elsewhere by Keras.
     model.compile(optimizer=optimizer)
+    if not isinstance(strategy, tf.distribute.TPUStrategy):
+      # Built here rather than in the first step, inside the scope that keeps string
+      # variables out of collectives (on a TPU the layer is built by the TPU API).
+      model_lib.build(model, model_inputs)
 
   batch = training.batch_size
-  train_data = distribute(strategy, lambda b: input_dataset(
-      train_files, feature_spec, b, shuffle=True, seed=training.seed,
-      repeat=training.steps is not None), batch)
-  eval_data = distribute(strategy, lambda b: input_dataset(
-      eval_files, feature_spec, b, shuffle=False, seed=training.seed), batch)
+  train_data, pipelines = distribute(strategy, lambda b, i, n: input_dataset(
+      train_files, feature_spec, b, shuffle=True, seed=training.seed, repeat=True,
+      pipeline_id=i, num_pipelines=n), batch)
+  eval_data, _ = distribute(strategy, lambda b, i, n: input_dataset(
+      eval_files, feature_spec, b, shuffle=False, seed=training.seed, pipeline_id=i,
+      num_pipelines=n), batch)
 
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(model_run_dir, 'checkpoints'), max_to_keep=3)
-  callbacks = [tf.keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'),
+      checkpoint, os.path.join(write_dir, 'checkpoints'), max_to_keep=3)
+  callbacks = [tf.keras.callbacks.TensorBoard(log_dir=write_dir, update_freq='epoch'),
                _CheckpointEachEpoch(manager)]
-  # With `steps`, the training data repeats and one epoch is that many steps.
-  epochs, steps_per_epoch = ((1, training.steps) if training.steps is not None
-                             else (training.epochs, None))
+  # The training data repeats: an epoch is a pass over each pipeline's part, or, with
+  # `steps`, one epoch of that many steps.
+  epochs, steps_per_epoch = ((1, training.steps) if training.steps is not None else
+                             (training.epochs, steps_per_pass(train_files, pipelines, batch,
+                                                              'train')))
   history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      validation_data=eval_data, callbacks=callbacks, verbose=2)
-  return manager.latest_checkpoint, history.history
+                      validation_data=eval_data,
+                      validation_steps=steps_per_pass(eval_files, pipelines, batch, 'eval'),
+                      callbacks=callbacks, verbose=2)
+  return model, manager.latest_checkpoint, history.history
 
 
 class ServingModule(tf.Module):
@@ -178,7 +263,7 @@ def export(checkpoint_path: str, model_inputs: ModelInputs, vocab_sizes: Mapping
   """Rebuilds the model outside any distribution strategy, restores the trained
   tables and saves a SavedModel; a TPU-distributed model is never saved directly."""
   model = model_lib.RankingModel(model_inputs, vocab_sizes, optimizer=None)
-  model({f.name: tf.zeros([1], tf.int64) for f in model_inputs.features})
+  model_lib.build(model, model_inputs)
   tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial(
   ).assert_existing_objects_matched()
   module = ServingModule(model, tft_output, model_inputs)
@@ -190,8 +275,11 @@ def _final_metrics(history: Mapping[str, List[float]]) -> Dict[str, float]:
           if name.startswith('val_')}
 
 
-def run_fn(fn_args) -> None:
-  """TFX Trainer entry point (GenericExecutor)."""
+def run_fn(fn_args) -> model_lib.RankingModel:
+  """TFX Trainer entry point (GenericExecutor); every worker of a cluster runs it.
+
+  Returns the trained model (TFX ignores it; the multi-worker test compares workers).
+  """
   model_inputs = ModelInputs.from_dict(fn_args.custom_config[MODEL_INPUTS_KEY])
   training = TrainingOptions.from_dict(fn_args.custom_config[TRAINING_KEY])
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -199,11 +287,38 @@ def run_fn(fn_args) -> None:
   feature_spec = tft_output.transformed_feature_spec()
 
   strategy = strategy_lib.create(training.tpu)
-  checkpoint_path, history = train(
-      model_inputs, training, vocab_sizes, fn_args.train_files, fn_args.eval_files,
-      feature_spec, fn_args.model_run_dir, strategy)
-  export(checkpoint_path, model_inputs, vocab_sizes, tft_output, fn_args.serving_model_dir)
+  chief = is_chief(strategy)
+  # Every worker saves (saving a distributed variable takes part in collectives), but
+  # only the chief where TFX looks; the others in a directory removed afterwards.
+  write_dir = fn_args.model_run_dir if chief else tempfile.mkdtemp(prefix='ranker-worker-')
+  try:
+    model, checkpoint_path, history = train(
+        model_inputs, training, vocab_sizes, fn_args.train_files, fn_args.eval_files,
+        feature_spec, write_dir, strategy)
+  finally:
+    if not chief:
+      shutil.rmtree(write_dir, ignore_errors=True)
+  if chief:
+    export(checkpoint_path, model_inputs, vocab_sizes, tft_output,
+           fn_args.serving_model_dir)
+    _write_report(fn_args.model_run_dir, history, vocab_sizes, strategy, model_inputs,
+                  training)
+  # A worker that exits while the chief still exports is reported as failed by the
+  # cluster's coordination service: everyone leaves together.
+  _barrier(strategy)
+  return model
 
+
+def _barrier(strategy: tf.distribute.Strategy) -> None:
+  if strategy.num_replicas_in_sync > 1:
+    strategy.reduce(tf.distribute.ReduceOp.SUM,
+                    strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+def _write_report(model_run_dir: str, history: Mapping[str, List[float]],
+                  vocab_sizes: Mapping[str, int], strategy: tf.distribute.Strategy,
+                  model_inputs: ModelInputs, training: TrainingOptions) -> None:
+  """metrics.json: the history per epoch, the final eval metrics and the config."""
   report = {
       'history': history,
       'eval': _final_metrics(history),
@@ -212,5 +327,5 @@ def run_fn(fn_args) -> None:
       'config': {MODEL_INPUTS_KEY: model_inputs.to_dict(), TRAINING_KEY: training.to_dict()},
       'command': sys.argv,
   }
-  with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, 'metrics.json'), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(model_run_dir, 'metrics.json'), 'w') as f:
     json.dump(report, f, indent=2, default=float)

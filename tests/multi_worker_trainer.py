@@ -1,0 +1,53 @@
+"""One worker of a multi-worker training run, as Vertex AI starts each replica: TF_CONFIG
+in the environment, the Trainer's own run_fn. Started by tests/test_multi_worker.py.
+
+    python tests/multi_worker_trainer.py ARGS_JSON
+
+ARGS_JSON holds the Trainer's inputs (custom_config, transform_output, train_files,
+eval_files, model_run_dir, serving_model_dir) and `report`, a JSON file this worker
+writes: the input pipeline the Trainer used, the rows that pipeline reads of the train
+split in one pass, and this worker's tables after training.
+"""
+
+import json
+import os
+import sys
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline import runtime  # pylint: disable=g-import-not-at-top
+
+runtime.configure()
+
+import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+
+from modules import trainer  # pylint: disable=g-import-not-at-top
+
+
+def main() -> None:
+  args = json.loads(sys.argv[1])
+  fn_args = types.SimpleNamespace(**{k: v for k, v in args.items() if k != 'report'})
+  # Which part of each split the Trainer asked for: observed, not assumed.
+  parts = {}
+  read_part = trainer.input_dataset
+
+  def observed_input_dataset(file_patterns, *rest, **options):
+    parts[tuple(file_patterns)] = (options['pipeline_id'], options['num_pipelines'])
+    return read_part(file_patterns, *rest, **options)
+
+  trainer.input_dataset = observed_input_dataset
+  model = trainer.run_fn(fn_args)
+
+  pipeline_id, num_pipelines = parts[tuple(fn_args.train_files)]
+  feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
+  part = read_part(fn_args.train_files, feature_spec, 1, shuffle=False, seed=0,
+                   pipeline_id=pipeline_id, num_pipelines=num_pipelines)
+  rows = [[int(b['userId'][0]), int(b['movieId'][0]), int(b['label'][0])] for b in part]
+  tables = {v.name: v.numpy().tolist() for v in model.embedding.trainable_variables}
+  with open(args['report'], 'w') as f:
+    json.dump({'pipeline': [pipeline_id, num_pipelines], 'rows': rows, 'tables': tables}, f)
+
+
+if __name__ == '__main__':
+  main()

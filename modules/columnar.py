@@ -104,10 +104,11 @@ def read_manifest(split_dir: str) -> Dict:
 def part_rows(manifest: Mapping, num_pipelines: int) -> List[int]:
   """Rows each of `num_pipelines` input pipelines reads of a split (see make_dataset)."""
   blocks, block_rows, rows = manifest['blocks'], manifest['block_rows'], manifest['rows']
+  sizes = [block_rows] * (blocks - 1) + [rows - block_rows * (blocks - 1)]
   if blocks >= num_pipelines:
-    sizes = [block_rows] * (blocks - 1) + [rows - block_rows * (blocks - 1)]
     return [sum(sizes[i::num_pipelines]) for i in range(num_pipelines)]
-  return [len(range(i, rows, num_pipelines)) for i in range(num_pipelines)]
+  return [sum(len(range(i, size, num_pipelines)) for size in sizes)
+          for i in range(num_pipelines)]
 
 
 def make_dataset(split_dir: str, batch_size: int, shuffle: bool, seed: int,

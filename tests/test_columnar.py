@@ -95,3 +95,47 @@ def test_only_scalar_int64_features_can_be_columnar():
     columnar.check_feature_spec({'rating': tf.io.FixedLenFeature([], tf.float32)})
   with pytest.raises(ValueError, match='scalar int64 features; tags'):
     columnar.check_feature_spec({'tags': tf.io.VarLenFeature(tf.int64)})
+
+
+# 2 pipelines: by block (11 blocks) and by file (2 files); 3: by block, and by record in
+# file order (fewer files than pipelines); 16: by row within each block, and by record.
+@pytest.mark.parametrize('num_pipelines', [2, 3, 16])
+@pytest.mark.parametrize('input_format', ['columnar', 'tf_example'])
+def test_input_pipelines_read_disjoint_parts_that_cover_the_split(split, input_format,
+                                                                   num_pipelines):
+  files, split_dir, _ = split
+  patterns = [os.path.join(split_dir, '*')] if input_format == 'columnar' else files
+  whole = _multiset(trainer.make_dataset(files, SPEC, 1, shuffle=False, seed=0))
+  parts = [_multiset(trainer.input_dataset(patterns, SPEC, 1, shuffle=True, seed=4,
+                                           pipeline_id=i, num_pipelines=num_pipelines))
+           for i in range(num_pipelines)]
+  assert sum(parts, collections.Counter()) == whole
+  assert [sum(p.values()) for p in parts] == trainer.part_rows(patterns, num_pipelines)
+
+
+def test_steps_per_pass_is_what_the_smallest_part_feeds_and_too_few_rows_is_named(split):
+  files, split_dir, _ = split
+  patterns = [os.path.join(split_dir, '*')]
+  # 11 blocks over 2 pipelines: 6 blocks (the last one short) and 5; 32 rows a
+  # pipeline per step.
+  assert trainer.part_rows(patterns, 2) == [5007, 5000]
+  assert trainer.steps_per_pass(patterns, 2, 64, 'train') == 5000 // 32
+  with pytest.raises(ValueError, match=r'the eval split has 5000 rows per input pipeline '
+                     r'\(2 pipelines\), fewer than one batch of 6000: lower '
+                     r'training.batch_size'):
+    trainer.steps_per_pass(patterns, 2, 12_000, 'eval')
+  assert trainer.steps_per_pass(files, 1, 1000, 'train') == 10
+
+
+def test_one_block_reshuffles_every_pass_and_sees_every_row_before_repeating(tmp_path):
+  rows = [{'userId': u, 'movieId': u % 7, 'label': u % 2} for u in range(600)]
+  _write_examples(tmp_path / 'part-0.gz', rows)
+  split_dir = str(tmp_path / 'Split-train')
+  assert columnar.write_split([str(tmp_path / 'part-0.gz')], SPEC, split_dir)['blocks'] == 1
+  iterator = iter(columnar.make_dataset(split_dir, 100, shuffle=True, seed=1, repeat=True))
+  passes = [np.concatenate([next(iterator)['userId'].numpy() for _ in range(6)])
+            for _ in range(3)]
+  for seen in passes:
+    assert sorted(seen.tolist()) == list(range(600))
+  assert not np.array_equal(passes[0], passes[1])
+  assert not np.array_equal(passes[1], passes[2])

@@ -121,6 +121,9 @@ class TrainingOptions(StrictModel):
   l2_regularization: Annotated[float, pydantic.Field(strict=True, ge=0)] = 0.0
   # '' trains on CPU/GPU; 'local' uses the TPU attached to this VM; else a TPU name.
   tpu: str = ''
+  # A restarted Trainer (a preempted Vertex replica) resumes from its last backup: one
+  # at each epoch's end, and every this many steps within an epoch when set.
+  checkpoint_every_steps: Optional[PositiveInt] = None
   input_format: InputFormat = 'columnar'
 
   @pydantic.model_validator(mode='after')

@@ -163,6 +163,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 class _CheckpointEachEpoch(tf.keras.callbacks.Callback):
+  """The checkpoints the export restores (the backup for resuming is Keras' own)."""
 
   def __init__(self, manager: tf.train.CheckpointManager):
     super().__init__()
@@ -172,11 +173,42 @@ class _CheckpointEachEpoch(tf.keras.callbacks.Callback):
     self._manager.save(checkpoint_number=epoch + 1)
 
 
+class EpochHistory(tf.keras.callbacks.Callback):
+  """Each epoch's logs in a JSON file, so that a resumed run's history (Keras' History
+  holds only the epochs since the restart) still covers the whole run."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self.path = path
+    self.epochs: List[Dict[str, float]] = []
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        self.epochs = json.load(f)
+
+  def on_epoch_end(self, epoch, logs=None):
+    # Epochs from this one on were not finished before a restart (or this is a new run).
+    self.epochs = [e for e in self.epochs if e['epoch'] < epoch]
+    self.epochs.append({'epoch': epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+    with tf.io.gfile.GFile(self.path + '.tmp', 'w') as f:
+      json.dump(self.epochs, f)
+    tf.io.gfile.rename(self.path + '.tmp', self.path, overwrite=True)
+
+  def history(self) -> Dict[str, List[float]]:
+    """{metric: [value per epoch]}, as Keras' History.history."""
+    names = [k for k in self.epochs[0] if k != 'epoch'] if self.epochs else []
+    return {name: [e[name] for e in self.epochs] for name in names}
+
+
 def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Mapping[str, int],
           train_files: List[str], eval_files: List[str], feature_spec: Mapping[str, Any],
-          write_dir: str, strategy: tf.distribute.Strategy):
+          write_dir: str, backup_dir: str, strategy: tf.distribute.Strategy):
   """Trains under `strategy`, writing checkpoints and logs under `write_dir`; returns
-  (the trained model, its latest checkpoint's path, Keras history dict)."""
+  (the trained model, its latest checkpoint's path, history of every epoch).
+
+  `backup_dir` is the same for every worker and every restart of this run: training
+  resumes from the backup there (Keras keeps the other workers' writes apart) and
+  removes it when training ends.
+  """
   tf.keras.utils.set_random_seed(training.seed)
   with strategy.scope():
     optimizer = model_lib.make_optimizer(training.optimizer, training.learning_rate)
@@ -201,18 +233,23 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Map
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(write_dir, 'checkpoints'), max_to_keep=3)
+  history = EpochHistory(os.path.join(write_dir, 'history.json'))
+  # Order matters: an epoch is recorded in the history once its backup exists.
   callbacks = [tf.keras.callbacks.TensorBoard(log_dir=write_dir, update_freq='epoch'),
-               _CheckpointEachEpoch(manager)]
+               tf.keras.callbacks.BackupAndRestore(
+                   backup_dir, save_freq=training.checkpoint_every_steps or 'epoch'),
+               _CheckpointEachEpoch(manager),
+               history]
   # The training data repeats: an epoch is a pass over each pipeline's part, or, with
   # `steps`, one epoch of that many steps.
   epochs, steps_per_epoch = ((1, training.steps) if training.steps is not None else
                              (training.epochs, steps_per_pass(train_files, pipelines, batch,
                                                               'train')))
-  history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      validation_data=eval_data,
-                      validation_steps=steps_per_pass(eval_files, pipelines, batch, 'eval'),
-                      callbacks=callbacks, verbose=2)
-  return model, manager.latest_checkpoint, history.history
+  model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+            validation_data=eval_data,
+            validation_steps=steps_per_pass(eval_files, pipelines, batch, 'eval'),
+            callbacks=callbacks, verbose=2)
+  return model, manager.latest_checkpoint, history.history()
 
 
 class ServingModule(tf.Module):
@@ -291,10 +328,11 @@ def run_fn(fn_args) -> model_lib.RankingModel:
   # Every worker saves (saving a distributed variable takes part in collectives), but
   # only the chief where TFX looks; the others in a directory removed afterwards.
   write_dir = fn_args.model_run_dir if chief else tempfile.mkdtemp(prefix='ranker-worker-')
+  backup_dir = os.path.join(fn_args.model_run_dir, 'backup')
   try:
     model, checkpoint_path, history = train(
         model_inputs, training, vocab_sizes, fn_args.train_files, fn_args.eval_files,
-        feature_spec, write_dir, strategy)
+        feature_spec, write_dir, backup_dir, strategy)
   finally:
     if not chief:
       shutil.rmtree(write_dir, ignore_errors=True)
@@ -306,6 +344,9 @@ def run_fn(fn_args) -> model_lib.RankingModel:
   # A worker that exits while the chief still exports is reported as failed by the
   # cluster's coordination service: everyone leaves together.
   _barrier(strategy)
+  if chief and tf.io.gfile.exists(backup_dir):
+    # Training has ended: nothing to resume. Keras empties the backup, not its folder.
+    tf.io.gfile.rmtree(backup_dir)
   return model
 
 

@@ -7,9 +7,6 @@ import collections
 import json
 import os
 import socket
-import subprocess
-import sys
-import time
 import types
 
 import numpy as np
@@ -17,11 +14,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from conftest import PROJECT_DIR
-from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY
+import trainer_runs
 from modules import trainer
 
-WORKER = os.path.join(PROJECT_DIR, 'tests', 'multi_worker_trainer.py')
 # Both workers together, start-up and three epochs on two cores included.
 DEADLINE_SECONDS = 600
 EPOCHS = 3
@@ -40,54 +35,19 @@ def _free_ports(count):
       s.close()
 
 
-def _trainer_inputs(sample_run, optimizer, out_dir):
-  """What the sample run's Trainer was given, with this test's optimizer and length."""
-  config, record = sample_run
-  [execution] = record.executions_by_component()['Trainer']
-  inputs = record.inputs_of(execution.id)
-  examples = inputs['examples'][0].uri
-  training = config.training.model_copy(update={
-      'optimizer': optimizer, 'learning_rate': LEARNING_RATES[optimizer], 'epochs': EPOCHS})
-  return {
-      'custom_config': {MODEL_INPUTS_KEY: config.model_inputs.to_dict(),
-                        TRAINING_KEY: training.to_dict()},
-      'transform_output': inputs['transform_graph'][0].uri,
-      'train_files': [os.path.join(examples, 'Split-train', '*')],
-      'eval_files': [os.path.join(examples, 'Split-eval', '*')],
-      'model_run_dir': str(out_dir / 'model_run'),
-      'serving_model_dir': str(out_dir / 'serving'),
-  }
-
-
 def _run_two_workers(inputs, tmp_path):
-  """Starts both workers, waits for both (bounded), kills what is left; their reports."""
-  ports = _free_ports(2)
-  cluster = {'worker': [f'127.0.0.1:{port}' for port in ports]}
+  """Both workers to the end (bounded), with the same outputs dirs; their reports."""
+  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
   worker_tmp = tmp_path / 'worker_tmp'
   worker_tmp.mkdir()
-  processes, logs = [], []
-  try:
-    for index in range(2):
-      log = open(tmp_path / f'worker{index}.log', 'w')  # pylint: disable=consider-using-with
-      logs.append(log)
-      env = {**os.environ, 'TMPDIR': str(worker_tmp),
-             'TF_CONFIG': json.dumps({'cluster': cluster,
-                                      'task': {'type': 'worker', 'index': index}})}
-      args = {**inputs, 'report': str(tmp_path / f'worker{index}.json')}
-      processes.append(subprocess.Popen([sys.executable, WORKER, json.dumps(args)],
-                                        env=env, stdout=log, stderr=subprocess.STDOUT))
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    for process in processes:
-      process.wait(timeout=max(1, deadline - time.monotonic()))
-  finally:
-    for process in processes:
-      if process.poll() is None:
-        process.kill()
-        process.wait()
-    for log in logs:
-      log.close()
-  for index, process in enumerate(processes):
-    assert process.returncode == 0, (tmp_path / f'worker{index}.log').read_text()[-5000:]
+  envs = [{'TMPDIR': str(worker_tmp),
+           'TF_CONFIG': json.dumps({'cluster': cluster,
+                                    'task': {'type': 'worker', 'index': index}})}
+          for index in range(2)]
+  codes = trainer_runs.run([{**inputs, 'report': str(tmp_path / f'worker{i}.json')}
+                            for i in range(2)], tmp_path, DEADLINE_SECONDS, envs)
+  for index, code in enumerate(codes):
+    assert code == 0, trainer_runs.log_of(tmp_path, index)[-5000:]
   reports = [json.loads((tmp_path / f'worker{i}.json').read_text()) for i in range(2)]
   return reports, worker_tmp
 
@@ -119,7 +79,9 @@ def _auc_of_export(serving_dir, sample_run):
 @pytest.mark.parametrize('optimizer', ['adagrad', 'adam', 'sgd'])
 def test_two_workers_share_the_data_end_equal_and_only_the_chief_writes(
     sample_run, tmp_path, optimizer):
-  inputs = _trainer_inputs(sample_run, optimizer, tmp_path / 'shared')
+  inputs = trainer_runs.trainer_inputs(
+      sample_run, tmp_path / 'shared', optimizer=optimizer,
+      learning_rate=LEARNING_RATES[optimizer], epochs=EPOCHS)
   reports, worker_tmp = _run_two_workers(inputs, tmp_path)
 
   # Each worker's input pipeline read its own half; together, every row once.
@@ -135,8 +97,8 @@ def test_two_workers_share_the_data_end_equal_and_only_the_chief_writes(
 
   # Only the chief wrote, where TFX looks; the other worker left nothing behind.
   run_dir, serving_dir = inputs['model_run_dir'], inputs['serving_model_dir']
-  assert sorted(os.listdir(run_dir)) == ['checkpoints', 'metrics.json', 'train',
-                                         'validation']
+  assert sorted(os.listdir(run_dir)) == ['checkpoints', 'history.json', 'metrics.json',
+                                         'train', 'validation']
   assert os.path.exists(os.path.join(serving_dir, 'saved_model.pb'))
   assert not os.listdir(worker_tmp)
 
@@ -152,7 +114,9 @@ def test_two_workers_share_the_data_end_equal_and_only_the_chief_writes(
   assert _auc_of_export(serving_dir, sample_run) == pytest.approx(final['auc'], abs=0.01)
 
   # And the model is as good as one process's.
-  alone = _trainer_inputs(sample_run, optimizer, tmp_path / 'alone')
+  alone = trainer_runs.trainer_inputs(
+      sample_run, tmp_path / 'alone', optimizer=optimizer,
+      learning_rate=LEARNING_RATES[optimizer], epochs=EPOCHS)
   trainer.run_fn(types.SimpleNamespace(**alone))
   with open(os.path.join(alone['model_run_dir'], 'metrics.json')) as f:
     assert json.load(f)['eval']['auc'] == pytest.approx(final['auc'], abs=0.02)

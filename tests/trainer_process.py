@@ -1,16 +1,20 @@
-"""One worker of a multi-worker training run, as Vertex AI starts each replica: TF_CONFIG
-in the environment, the Trainer's own run_fn. Started by tests/test_multi_worker.py.
+"""One Trainer process as Vertex AI starts each replica of a training job: TF_CONFIG (if
+any) in the environment, the Trainer's own run_fn. Started by tests/test_multi_worker.py
+and tests/test_resume.py.
 
-    python tests/multi_worker_trainer.py ARGS_JSON
+    python tests/trainer_process.py ARGS_JSON
 
 ARGS_JSON holds the Trainer's inputs (custom_config, transform_output, train_files,
-eval_files, model_run_dir, serving_model_dir) and `report`, a JSON file this worker
-writes: the input pipeline the Trainer used, the rows that pipeline reads of the train
-split in one pass, and this worker's tables after training.
+eval_files, model_run_dir, serving_model_dir) and:
+- `report`: a JSON file this process writes at the end: the input pipeline the Trainer
+  used, the rows that pipeline reads of the train split in one pass, and the tables;
+- `kill_after_epoch`: the process SIGKILLs itself once that epoch (1-based) is recorded,
+  as a preempted machine dies: no exception, no cleanup.
 """
 
 import json
 import os
+import signal
 import sys
 import types
 
@@ -27,7 +31,8 @@ from modules import trainer  # pylint: disable=g-import-not-at-top
 
 def main() -> None:
   args = json.loads(sys.argv[1])
-  fn_args = types.SimpleNamespace(**{k: v for k, v in args.items() if k != 'report'})
+  fn_args = types.SimpleNamespace(**{k: v for k, v in args.items()
+                                     if k not in ('report', 'kill_after_epoch')})
   # Which part of each split the Trainer asked for: observed, not assumed.
   parts = {}
   read_part = trainer.input_dataset
@@ -37,7 +42,18 @@ def main() -> None:
     return read_part(file_patterns, *rest, **options)
 
   trainer.input_dataset = observed_input_dataset
+  if args.get('kill_after_epoch'):
+    record_epoch = trainer.EpochHistory.on_epoch_end
+
+    def record_then_die(callback, epoch, logs=None):
+      record_epoch(callback, epoch, logs)
+      if epoch + 1 == args['kill_after_epoch']:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    trainer.EpochHistory.on_epoch_end = record_then_die
   model = trainer.run_fn(fn_args)
+  if not args.get('report'):
+    return
 
   pipeline_id, num_pipelines = parts[tuple(fn_args.train_files)]
   feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()

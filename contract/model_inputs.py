@@ -124,6 +124,9 @@ class TrainingOptions(StrictModel):
   # A restarted Trainer (a preempted Vertex replica) resumes from its last backup: one
   # at each epoch's end, and every this many steps within an epoch when set.
   checkpoint_every_steps: Optional[PositiveInt] = None
+  # latest_blessed: start the tables from the latest blessed model when they fit
+  # (hashing keeps every id's row from one run to the next); absent: random tables.
+  warm_start: Optional[Literal['latest_blessed']] = None
   input_format: InputFormat = 'columnar'
 
   @pydantic.model_validator(mode='after')

@@ -12,12 +12,13 @@ are ordinary variables, and checkpoints are interchangeable between the two.
 
 import math
 import os
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_recommenders as tfrs
+from tensorflow.core.protobuf import trackable_object_graph_pb2  # pylint: disable=g-direct-tensorflow-import
 from tensorflow.python.ops import resource_variable_ops  # pylint: disable=g-direct-tensorflow-import
 
 from modules import lazy_adam
@@ -79,6 +80,48 @@ def build(model: 'RankingModel', model_inputs: ModelInputs) -> None:
   """
   with tf.variable_creator_scope(_local_string_variable):
     model({f.name: tf.zeros([1], tf.int64) for f in model_inputs.features})
+
+
+def saved_table_shapes(saved_model_dir: str) -> Dict[str, List[int]]:
+  """{feature: [rows, dim]} of the tables in a SavedModel this project exported, read
+  from its checkpoint's object graph (nothing is loaded)."""
+  reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, 'variables', 'variables'))
+  graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
+      reader.get_tensor('_CHECKPOINTABLE_OBJECT_GRAPH'))
+  node = 0
+  for name in ('model', 'embedding', '_tpu_embedding'):
+    node = next((c.node_id for c in graph.nodes[node].children if c.local_name == name),
+                None)
+    if node is None:
+      return {}
+  shapes = reader.get_variable_to_shape_map()
+  tables = {}
+  for child in graph.nodes[node].children:
+    if child.local_name.endswith('_table'):
+      key = next(a.checkpoint_key for a in graph.nodes[child.node_id].attributes
+                 if a.name == 'VARIABLE_VALUE')
+      tables[child.local_name[:-len('_table')]] = shapes[key]
+  return tables
+
+
+def why_not_warm(saved_shapes: Mapping[str, List[int]], model_inputs: ModelInputs,
+                 vocab_sizes: Mapping[str, int]) -> Optional[str]:
+  """Why tables of these shapes cannot start this model's, or None when they can."""
+  for feature in model_inputs.features:
+    wanted = [vocab_sizes[feature.name], feature.embedding_dim]
+    if feature.name not in saved_shapes:
+      return f'the base model has no {feature.name} table'
+    if list(saved_shapes[feature.name]) != wanted:
+      have = ' x '.join(map(str, saved_shapes[feature.name]))
+      return f'its {feature.name} table is {have}, this run\'s is {wanted[0]} x {wanted[1]}'
+  return None
+
+
+def warm_start(model: 'RankingModel', saved_model_dir: str) -> None:
+  """Starts the model's tables from a SavedModel's (their optimizer slots start fresh).
+  Restoring is deferred to variable creation when the model is not built yet."""
+  tf.train.Checkpoint(model=model).restore(
+      os.path.join(saved_model_dir, 'variables', 'variables')).expect_partial()
 
 
 class RankingModel(tfrs.Model):

@@ -6,6 +6,7 @@ inputs and training options of the run config). The module imports no TFX.
 """
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -201,13 +202,15 @@ class EpochHistory(tf.keras.callbacks.Callback):
 
 def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Mapping[str, int],
           train_files: List[str], eval_files: List[str], feature_spec: Mapping[str, Any],
-          write_dir: str, backup_dir: str, strategy: tf.distribute.Strategy):
+          write_dir: str, backup_dir: str, strategy: tf.distribute.Strategy,
+          base_model: Optional[str] = None):
   """Trains under `strategy`, writing checkpoints and logs under `write_dir`; returns
   (the trained model, its latest checkpoint's path, history of every epoch).
 
   `backup_dir` is the same for every worker and every restart of this run: training
   resumes from the backup there (Keras keeps the other workers' writes apart) and
-  removes it when training ends.
+  removes it when training ends. `base_model`, a SavedModel this project exported,
+  starts the tables when their shapes fit (a backup still wins: it is newer).
   """
   tf.keras.utils.set_random_seed(training.seed)
   with strategy.scope():
@@ -221,6 +224,14 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Map
       # Built here rather than in the first step, inside the scope that keeps string
       # variables out of collectives (on a TPU the layer is built by the TPU API).
       model_lib.build(model, model_inputs)
+    if base_model:
+      reason = model_lib.why_not_warm(model_lib.saved_table_shapes(base_model),
+                                      model_inputs, vocab_sizes)
+      if reason is None:
+        logging.info('Warm start: the tables start from %s', base_model)
+        model_lib.warm_start(model, base_model)
+      else:
+        logging.warning('Starting cold, not from %s: %s', base_model, reason)
 
   batch = training.batch_size
   train_data, pipelines = distribute(strategy, lambda b, i, n: input_dataset(
@@ -332,7 +343,8 @@ def run_fn(fn_args) -> model_lib.RankingModel:
   try:
     model, checkpoint_path, history = train(
         model_inputs, training, vocab_sizes, fn_args.train_files, fn_args.eval_files,
-        feature_spec, write_dir, backup_dir, strategy)
+        feature_spec, write_dir, backup_dir, strategy,
+        base_model=getattr(fn_args, 'base_model', None))
   finally:
     if not chief:
       shutil.rmtree(write_dir, ignore_errors=True)

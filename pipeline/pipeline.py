@@ -156,6 +156,11 @@ def create_pipeline(
         seed=training.seed,
         module_fingerprint=module_config[names.MODULE_FINGERPRINT_KEY])
     training_examples = columnar.outputs['columnar_examples']
+  latest_blessed_model = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
   trainer_args = dict(
       run_fn=names.RUN_FN,
       examples=training_examples,
@@ -165,16 +170,14 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
       custom_config={**module_config, names.TRAINING_KEY: training.to_dict()})
+  if training.warm_start == 'latest_blessed':
+    # The tables start from the model the Evaluator would compare against.
+    trainer_args['base_model'] = latest_blessed_model.outputs['model']
   if on_vertex:
     trainer_args['custom_config'].update(vertex_lib.trainer_custom_config(config.vertex))
     trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)
   else:
     trainer = tfx.components.Trainer(**trainer_args)
-  latest_blessed_model = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],

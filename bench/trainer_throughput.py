@@ -11,7 +11,9 @@ batch, measured side by side in one process:
   label), parsed by `modules.trainer.make_dataset` (`input_format: tf_example`);
 - csv: the seed's `TextLineDataset -> batch -> decode_csv -> Hashing layer` on the raw CSV;
 - model step alone: one batch held in memory, repeated (no input cost at all);
-- each input path alone, iterated without a model.
+- each input path alone, iterated without a model;
+- the columnar path and the model step with several steps in each call of the compiled
+  training function (`training.steps_per_execution`).
 Ratios say whether training is input-bound and what the TFX path costs over the seed's.
 """
 
@@ -106,14 +108,16 @@ def iterate(dataset: tf.data.Dataset, max_batches: int) -> float:
   return time.perf_counter() - start
 
 
-def fit(dataset: tf.data.Dataset, steps: int) -> float:
-  """Seconds for `steps` training steps of a fresh model, compile and warm-up excluded."""
+def fit(dataset: tf.data.Dataset, steps: int, steps_per_execution: int = 1) -> float:
+  """Seconds for `steps` training steps of a fresh model, compile and warm-up excluded;
+  `steps_per_execution` steps run in each call of the compiled training function."""
   tf.keras.utils.set_random_seed(1)
   optimizer = model_lib.make_optimizer('adagrad', 0.5)
   model = model_lib.RankingModel(MODEL_INPUTS, VOCAB_SIZES, optimizer, 0.03)
-  model.compile(optimizer=optimizer)
+  model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
   data = dataset.repeat()
-  model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # traces and warms up
+  # Traces and warms up (one whole execution).
+  model.fit(data, epochs=1, steps_per_epoch=steps_per_execution, verbose=0)
   start = time.perf_counter()
   model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
   return time.perf_counter() - start
@@ -125,7 +129,11 @@ def main(argv=None) -> int:
   parser.add_argument('--batch-size', type=int, default=8192)
   parser.add_argument('--repeats', type=int, default=3,
                       help='rounds over all variants; medians are reported')
+  parser.add_argument('--steps-per-execution', default='8,32',
+                      help='values besides 1 to measure the columnar path and the model '
+                      'step at (comma-separated; default: %(default)s)')
   args = parser.parse_args(argv)
+  executions = [int(n) for n in args.steps_per_execution.split(',') if n.strip()]
   rows, batch, repeats = ((20_000, 1024, 1) if args.smoke
                           else (args.rows, args.batch_size, args.repeats))
   work = os.path.join(common.WORK_DIR, f'throughput-{rows}')
@@ -152,6 +160,11 @@ def main(argv=None) -> int:
                                                       steps),
       'seed csv path: input alone': lambda: iterate(seed_csv_dataset(csv_path, batch), steps),
   }
+  for n in executions:
+    variants[f'model step alone, {n} steps per execution'] = (
+        lambda n=n: fit(in_memory_batch(), steps, n))
+    variants[f'columnar path: input + model, {n} steps per execution'] = (
+        lambda n=n: fit(columnar_dataset(), steps, n))
   seconds = {name: [] for name in variants}
   for _ in range(repeats):
     for name, run in variants.items():
@@ -179,6 +192,14 @@ def main(argv=None) -> int:
       'columnar train / tf.Example train': rate['columnar path: input + model']
                                            / rate['tf.Example path: input + model'],
   }
+  for n in executions:
+    columnar_rate = rate[f'columnar path: input + model, {n} steps per execution']
+    ratios[f'columnar train, {n} steps per execution / model step alone (target >= 0.95)'] = (
+        columnar_rate / step_rate)
+    ratios[f'columnar train, {n} steps per execution / columnar train, 1'] = (
+        columnar_rate / rate['columnar path: input + model'])
+    ratios[f'model step alone, {n} steps per execution / 1'] = (
+        rate[f'model step alone, {n} steps per execution'] / step_rate)
   print(f'{rows:,} rows, batch {batch}, {steps} steps per measurement, '
         f'median of {repeats}\n')
   print(common.text_table(('variant', 'examples/s', 'steps/s'),

@@ -62,7 +62,7 @@ def _split_rows(inputs, split):
 def _auc_of_export(serving_dir, sample_run):
   """The exported model's AUC on the eval split's raw examples (label: rating >= 4)."""
   _, record = sample_run
-  [execution] = record.executions_by_component()['CsvExampleGen']
+  execution = record.executions_by_component()['CsvExampleGen'][0]
   examples_uri = record.outputs_of(execution.id)['examples'][0].uri
   files = tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval', '*.gz'))
   records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP')]

@@ -19,7 +19,7 @@ from pipeline import pipeline as pipeline_lib
 def _blessed_model(sample_run):
   """The sample run's trained (and blessed) model, as TFX hands it to a Trainer."""
   _, record = sample_run
-  [execution] = record.executions_by_component()['Trainer']
+  execution = record.executions_by_component()['Trainer'][0]  # a later run may be cached
   return os.path.join(record.outputs_of(execution.id)['model'][0].uri, 'Format-Serving')
 
 

@@ -18,7 +18,7 @@ def trainer_inputs(sample_run, out_dir, **training) -> Dict:
   """What the sample run's Trainer was given, with `training` options changed and its
   outputs under `out_dir`."""
   config, record = sample_run
-  [execution] = record.executions_by_component()['Trainer']
+  execution = record.executions_by_component()['Trainer'][0]  # a later run may be cached
   inputs = record.inputs_of(execution.id)
   examples = inputs['examples'][0].uri
   return {

@@ -219,7 +219,7 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Map
                                    training.l2_regularization)
     # The same optimizer for the tables and the model: on a TPU the tables are
     # updated by the embedding engine with its settings, elsewhere by Keras.
-    model.compile(optimizer=optimizer)
+    model.compile(optimizer=optimizer, steps_per_execution=training.steps_per_execution)
     if not isinstance(strategy, tf.distribute.TPUStrategy):
       # Built here rather than in the first step, inside the scope that keeps string
       # variables out of collectives (on a TPU the layer is built by the TPU API).

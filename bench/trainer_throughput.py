@@ -129,7 +129,7 @@ def main(argv=None) -> int:
   parser.add_argument('--batch-size', type=int, default=8192)
   parser.add_argument('--repeats', type=int, default=3,
                       help='rounds over all variants; medians are reported')
-  parser.add_argument('--steps-per-execution', default='8,32',
+  parser.add_argument('--steps-per-execution', default='4,16,64',
                       help='values besides 1 to measure the columnar path and the model '
                       'step at (comma-separated; default: %(default)s)')
   args = parser.parse_args(argv)

@@ -33,9 +33,13 @@ def test_trainer_throughput_compares_every_path(tmp_path):
       'model step alone (in-memory batch)', 'columnar path: input + model',
       'tf.Example path: input + model', 'seed csv path: input + model',
       'columnar path: input alone', 'tf.Example path: input alone',
-      'seed csv path: input alone'}
+      'seed csv path: input alone',
+      *(f'{path}, {n} steps per execution' for n in (4, 16, 64)
+        for path in ('model step alone', 'columnar path: input + model'))}
   assert all(v['examples_per_second'] > 0 for v in results['variants'].values())
   assert 'columnar train / seed csv train (target >= 1.5)' in printed
+  assert ('columnar train, 64 steps per execution / model step alone (target >= 0.95)'
+          in printed)
 
 
 @pytest.mark.slow

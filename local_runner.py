@@ -101,18 +101,19 @@ def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bo
   return None
 
 
-def argv_for_store(args: argparse.Namespace):
-  """The MySQL flags of this command line, for the inspection tool's."""
-  return [f'--mysql-host {args.mysql_host}', f'--mysql-port {args.mysql_port}',
-          f'--mysql-database {args.mysql_database}', f'--mysql-user {args.mysql_user}']
+def _store_flags(args: argparse.Namespace, config: config_lib.RunConfig, store: str) -> str:
+  """The inspection tool's flags for the store this run recorded in."""
+  if not args.mysql_host:
+    return f'--store {_short(store)}'
+  return (f'--mysql-host {args.mysql_host} --mysql-port {args.mysql_port} '
+          f'--mysql-database {args.mysql_database} --mysql-user {args.mysql_user} '
+          f'--pipeline {config.pipeline_name}')
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--config', default=DEFAULT_CONFIG, help='run config (YAML)')
-  parser.add_argument('--set', dest='overrides', action='append', default=[],
-                      metavar='KEY=VALUE', help='override a config key, e.g. '
-                      'training.epochs=3 (repeatable; values are read as YAML)')
+  config_lib.add_override_argument(parser)
   parser.add_argument('--output-root', help='override paths.output_root (and the '
                       'serving dir, which goes under it)')
   parser.add_argument('--no-cache', action='store_true',
@@ -128,10 +129,7 @@ def main(argv=None) -> int:
     validate(config)
     connection = (metadata_store.mysql_connection(args)
                   or metadata_store.sqlite_connection(config.paths.metadata_path))
-    # ML Metadata's C++ client logs its own lines about a failed connection, which
-    # blame MySQL 8 authentication whatever the cause; the error says what to check.
-    with run_log.output_to(os.devnull):
-      metadata_store.check_reachable(connection)
+    metadata_store.check_reachable(connection)
   except ValueError as e:
     print(f'local_runner.py: {e}', file=sys.stderr)
     return 2
@@ -139,7 +137,7 @@ def main(argv=None) -> int:
   log = run_log.log_path(config.paths.output_root)
   print(f'Pipeline {config.pipeline_name} ({_short(config.source)}) -> '
         f'{_short(config.paths.output_root)}')
-  print(f'  ML Metadata: {_short(store) if "://" not in store else store}')
+  print(f'  ML Metadata: {_short(store)}')
   if not args.verbose:
     print(f'  full log:    {_short(log)}')
   sys.stdout.flush()
@@ -162,10 +160,8 @@ def main(argv=None) -> int:
     log_note = '' if args.verbose else f' (full log: {_short(log)})'
     print(f'local_runner.py: {failure}{log_note}', file=sys.stderr)
     return 1
-  where = (f'--store {_short(store)}' if '://' not in store else
-           ' '.join(a for a in argv_for_store(args)) + f' --pipeline {config.pipeline_name}')
   print(f'Done in {time.monotonic() - started:.0f}s. Run report: '
-        f'python -m inspection report {where}')
+        f'python -m inspection report {_store_flags(args, config, store)}')
   return 0
 
 

@@ -31,7 +31,7 @@ def with_overrides(config: config_lib.RunConfig, args: argparse.Namespace
                for name in ('project', 'region', 'image', 'service_account')
                if getattr(args, name)}
   vertex = config.vertex.model_copy(update=overrides)
-  return config.model_copy(update={'vertex': vertex}).with_source(config.source)
+  return config.model_copy(update={'vertex': vertex})
 
 
 def compile_pipeline(config: config_lib.RunConfig, output_path: str,
@@ -67,9 +67,7 @@ def submit(config: config_lib.RunConfig, spec_path: str, enable_cache: bool) -> 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--config', required=True, help='run config (YAML) with a vertex section')
-  parser.add_argument('--set', dest='overrides', action='append', default=[],
-                      metavar='KEY=VALUE', help='override a config key, e.g. '
-                      'vertex.trainer.accelerator_type=TPU_V3 (repeatable; read as YAML)')
+  config_lib.add_override_argument(parser)
   parser.add_argument('--image', help='pipeline image (overrides vertex.image)')
   parser.add_argument('--project', help='GCP project (overrides vertex.project)')
   parser.add_argument('--region', help='Vertex AI region (overrides vertex.region)')

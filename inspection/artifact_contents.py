@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from contract.names import LABEL_KEY
-from tensorflow_metadata.proto.v0 import statistics_pb2
 
 
 def _read_bytes(path: str) -> bytes:

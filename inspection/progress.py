@@ -172,7 +172,6 @@ class RunProgress(logging.Handler):
     self._in_place = console.isatty()
     self.component: Optional[str] = None
     self._started = 0.0
-    self.finished: List[str] = []
 
   def emit(self, record: logging.LogRecord) -> None:
     if record.msg not in (_STARTED, _FINISHED) or not record.args:
@@ -185,7 +184,6 @@ class RunProgress(logging.Handler):
       self._console.flush()
       return
     self.component = None
-    self.finished.append(component)
     execution, summary = self._result(component)
     cached = execution is not None and execution.state == 'CACHED'
     took = 'cached' if cached else f'{time.monotonic() - self._started:.1f}s'
@@ -203,11 +201,11 @@ class RunProgress(logging.Handler):
       return None, ''
     return execution, headline(self._store, execution) if execution else ''
 
-  def failed(self, seconds: Optional[float] = None) -> str:
+  def failed(self) -> str:
     """The line for the component that was running when the run failed."""
     if self.component is None:
       return ''
-    took = seconds if seconds is not None else time.monotonic() - self._started
+    took = time.monotonic() - self._started
     if self._in_place:
       self._console.write('\r\033[K')
     return f'{self.component} failed after {took:.1f}s'

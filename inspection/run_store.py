@@ -14,11 +14,9 @@ from typing import Any, Dict, List, Optional
 
 from google.protobuf import json_format
 from ml_metadata import errors as mlmd_errors
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata_store as metadata_store_lib
-from pipeline import run_log
 
 Execution = metadata_store_pb2.Execution
 Event = metadata_store_pb2.Event
@@ -123,10 +121,7 @@ class RunStore:
                pipeline: Optional[str] = None):
     where = metadata_store_lib.describe(connection)
     try:
-      # ML Metadata's C++ client logs its own lines when it cannot connect (blaming
-      # MySQL 8 authentication whatever the cause); the error below says what to check.
-      with run_log.output_to(os.devnull):
-        self._store = metadata_store.MetadataStore(connection)
+      self._store = metadata_store_lib.open_store(connection)
       pipelines = sorted(c.name for c in self._store.get_contexts_by_type('pipeline'))
     except (mlmd_errors.StatusError, RuntimeError) as e:
       hint = (f'; check the --mysql-* flags and ${metadata_store_lib.PASSWORD_VARIABLE}'

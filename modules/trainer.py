@@ -54,6 +54,10 @@ def _records(path) -> tf.data.Dataset:
   return tf.data.TFRecordDataset(path, compression_type='GZIP')
 
 
+def _count_records(path) -> int:
+  return int(_records(path).reduce(0, lambda count, _: count + 1))
+
+
 def make_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
                  batch_size: int, shuffle: bool, seed: int, repeat: bool = False,
                  pipeline_id: int = 0, num_pipelines: int = 1) -> tf.data.Dataset:
@@ -65,9 +69,10 @@ def make_dataset(file_patterns: List[str], feature_spec: Mapping[str, Any],
   """
   files = _example_files(file_patterns)
   if len(files) >= num_pipelines:
-    dataset = tf.data.Dataset.from_tensor_slices(files[pipeline_id::num_pipelines])
+    part = files[pipeline_id::num_pipelines]
+    dataset = tf.data.Dataset.from_tensor_slices(part)
     if shuffle:
-      dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+      dataset = dataset.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(_records, num_parallel_calls=tf.data.AUTOTUNE,
                                  deterministic=not shuffle)
   else:
@@ -116,9 +121,9 @@ def part_rows(file_patterns: List[str], num_pipelines: int) -> List[int]:
     return columnar.part_rows(columnar.read_manifest(split_dir), num_pipelines)
   files = _example_files(file_patterns)
   if len(files) >= num_pipelines:
-    counts = [int(_records(f).reduce(0, lambda n, _: n + 1)) for f in files]
+    counts = [_count_records(f) for f in files]
     return [sum(counts[i::num_pipelines]) for i in range(num_pipelines)]
-  total = int(_records(files).reduce(0, lambda n, _: n + 1))
+  total = _count_records(files)
   return [len(range(i, total, num_pipelines)) for i in range(num_pipelines)]
 
 

@@ -198,9 +198,6 @@ class RunConfig(StrictModel):
         raise problem_at('evaluation.slice_by', f'{column!r} is not a dataset column')
     return self
 
-  def with_source(self, source: str) -> 'RunConfig':
-    self._source = source  # a private attribute: frozen covers only the fields
-    return self
 
 
 def parse_config(data: Any, source: str, base_dir: str) -> RunConfig:
@@ -209,7 +206,9 @@ def parse_config(data: Any, source: str, base_dir: str) -> RunConfig:
     config = RunConfig.model_validate(data, context={'base_dir': base_dir})
   except pydantic.ValidationError as e:
     raise config_error(e, source, RunConfig) from None
-  return config.with_source(source)
+  # A private attribute: frozen covers only the fields, and model_copy keeps it.
+  config._source = source
+  return config
 
 
 def load_config(path: str, overrides: Sequence[str] = ()) -> RunConfig:
@@ -236,7 +235,7 @@ def with_output_root(config: RunConfig, output_root: str) -> RunConfig:
   """The same run writing everything (metadata, artifacts, serving) under another root."""
   paths = config.paths.model_copy(update={
       'output_root': output_root, 'serving_dir': os.path.join(output_root, 'serving')})
-  return config.model_copy(update={'paths': paths}).with_source(config.source)
+  return config.model_copy(update={'paths': paths})
 
 
 def json_schema() -> Dict[str, Any]:
@@ -250,14 +249,20 @@ def json_schema() -> Dict[str, Any]:
   return schema
 
 
+def add_override_argument(parser: argparse.ArgumentParser) -> None:
+  """`--set key.path=value`, repeatable, as every command taking a config offers it."""
+  parser.add_argument('--set', dest='overrides', action='append', default=[],
+                      metavar='KEY=VALUE', help='override a config key, e.g. '
+                      'training.epochs=3 (repeatable; values are read as YAML)')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog='python -m pipeline.config',
                                    description='Check a run config or write its JSON schema.')
   commands = parser.add_subparsers(dest='command', required=True)
   check = commands.add_parser('check', help='validate a config and print it resolved')
   check.add_argument('config')
-  check.add_argument('--set', dest='overrides', action='append', default=[],
-                     metavar='KEY=VALUE', help='override a key, e.g. training.epochs=3')
+  add_override_argument(check)
   schema = commands.add_parser('schema', help='write the JSON schema of run configs')
   schema.add_argument('--output', help='file to write (default: standard output)')
   args = parser.parse_args(argv)

@@ -7,6 +7,8 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import run_log
+
 # The password never goes on a command line, where `ps` would show it.
 PASSWORD_VARIABLE = 'MLMD_MYSQL_PASSWORD'
 
@@ -45,15 +47,23 @@ def sqlite_connection(path: str) -> metadata_store_pb2.ConnectionConfig:
   return config
 
 
+def open_store(connection: metadata_store_pb2.ConnectionConfig):
+  """An ML Metadata store. Its C++ client logs its own lines when it cannot connect
+  (blaming MySQL 8 authentication whatever the cause); they are kept off the terminal,
+  and callers say in their error what to check."""
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  with run_log.output_to(os.devnull):
+    return metadata_store.MetadataStore(connection)
+
+
 def check_reachable(connection: metadata_store_pb2.ConnectionConfig) -> None:
   """Connects once (creating the MySQL database if it is absent), so that a wrong host
   or password fails before the first component, in one line; raises ValueError."""
   if not connection.HasField('mysql'):
     return
   from ml_metadata import errors  # pylint: disable=g-import-not-at-top
-  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
   try:
-    metadata_store.MetadataStore(connection)
+    open_store(connection)
   except (errors.StatusError, RuntimeError) as e:
     raise ValueError(f'{describe(connection)}: cannot open the ML Metadata store ({e}); '
                      f'check --mysql-host, --mysql-port, --mysql-user and '

@@ -74,7 +74,7 @@ def for_image(config: config_lib.RunConfig) -> config_lib.RunConfig:
   paths = config.paths.model_copy(update={
       'input': in_image(config.paths.input),
       'schema_file': in_image(schema_file) if schema_file else None})
-  return config.model_copy(update={'paths': paths}).with_source(config.source)
+  return config.model_copy(update={'paths': paths})
 
 
 def training(config: config_lib.RunConfig) -> TrainingOptions:

@@ -54,8 +54,7 @@ def shuffled_run(tmp_path_factory):
   config = config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
                                        str(root / 'out'))
   config = config.model_copy(update={
-      'paths': config.paths.model_copy(update={'input': str(data_dir / '*.csv')})}
-  ).with_source(config.source)
+      'paths': config.paths.model_copy(update={'input': str(data_dir / '*.csv')})})
   return _run_pipeline(config)
 
 

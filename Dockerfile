@@ -18,12 +18,18 @@ ENV TF_USE_LEGACY_KERAS=1
 COPY requirements.txt constraints.txt ./
 RUN pip install --no-cache-dir -c constraints.txt -r requirements.txt
 
-# TPU VMs need TensorFlow built for TPUs and the matching libtpu, which Google publishes
-# outside PyPI. tensorflow-tpu replaces tensorflow (same modules, same version).
+# TPU VMs need TensorFlow built for TPUs and the libtpu its wheel names (2.16.0rc0, from
+# Google's index, not PyPI). tensorflow-tpu replaces tensorflow (same modules, same
+# version). Vertex AI expects libtpu.so in /lib, and on v5e TensorFlow loads it from
+# there as its PJRT device (pipeline/vertex.py sets the trainer's environment for it).
 RUN if [ "$ACCELERATOR" = "tpu" ]; then \
       pip uninstall -y tensorflow && \
       pip install --no-cache-dir --no-deps tensorflow-tpu==2.16.2 libtpu==2.16.0rc0 \
-        -f https://storage.googleapis.com/libtpu-tf-releases/index.html; \
+        -f https://storage.googleapis.com/libtpu-tf-releases/index.html && \
+      ln -s "$(python -c 'import importlib.util as u; \
+          print(u.find_spec("libtpu").submodule_search_locations[0])')/libtpu.so" \
+        /lib/libtpu.so && \
+      test -f /lib/libtpu.so; \
     elif [ "$ACCELERATOR" != "cpu" ]; then \
       echo "ACCELERATOR must be cpu or tpu, got $ACCELERATOR" >&2; exit 1; \
     fi

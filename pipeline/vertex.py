@@ -56,6 +56,15 @@ def check(config: config_lib.RunConfig) -> VertexConfig:
   if vertex.endpoint is None and not config.paths.serving_dir.startswith('gs://'):
     raise error('paths.serving_dir', 'must be a gs:// URI on Vertex AI (or configure '
                 f'vertex.endpoint), got {config.paths.serving_dir!r}')
+  tpu = vertex.trainer.tpu
+  if tpu and not vertex.trainer.image:
+    raise error('vertex.trainer.image', 'is required on a TPU: the image built with '
+                '--build-arg ACCELERATOR=tpu (tensorflow-tpu and libtpu); the pipeline '
+                'image has no TPU runtime')
+  if tpu and config.training.batch_size % tpu.replicas:
+    raise error('training.batch_size', f'must split evenly over the TPU\'s {tpu.replicas} '
+                f'cores (every replica takes the same share), got '
+                f'{config.training.batch_size}')
   for key, path in (('paths.input', config.paths.input),
                     ('paths.schema', config.paths.schema_file)):
     if path is None:
@@ -84,17 +93,38 @@ def training(config: config_lib.RunConfig) -> TrainingOptions:
   return config.training.model_copy(update={'tpu': tpu})
 
 
+# TensorFlow on TPU v5e runs on the PJRT runtime: TensorFlow loads libtpu as a pluggable
+# device from this path (where Vertex AI expects libtpu.so; the Dockerfile's TPU variant
+# links it there), and the C API flag selects PJRT (Cloud TPU's "TensorFlow PJRT support").
+LIBTPU_PATH = '/lib/libtpu.so'
+PJRT_ENV = {'NEXT_PLUGGABLE_DEVICE_USE_C_API': 'true',
+            'TF_PLUGGABLE_DEVICE_LIBRARY_PATH': LIBTPU_PATH}
+
+
+def machine_spec(vertex: VertexConfig) -> Dict[str, Any]:
+  """The Trainer's Vertex AI MachineSpec; a TPU's accelerator follows from its machine."""
+  trainer = vertex.trainer
+  spec: Dict[str, Any] = {'machine_type': trainer.machine_type}
+  tpu = trainer.tpu
+  if tpu:
+    spec.update(accelerator_type=tpu.accelerator_type,
+                accelerator_count=tpu.accelerator_count)
+    if tpu.topology:
+      spec['tpu_topology'] = tpu.topology
+  elif trainer.accelerator_type:
+    spec.update(accelerator_type=trainer.accelerator_type,
+                accelerator_count=trainer.accelerator_count or 1)
+  return spec
+
+
 def trainer_custom_config(vertex: VertexConfig) -> Dict[str, Any]:
   """custom_config entries that make the Trainer a Vertex AI custom job."""
   trainer = vertex.trainer
-  machine_spec: Dict[str, Any] = {'machine_type': trainer.machine_type}
-  if trainer.accelerator_type:
-    machine_spec['accelerator_type'] = trainer.accelerator_type
-    machine_spec['accelerator_count'] = trainer.accelerator_count
-  if trainer.tpu_topology:
-    machine_spec['tpu_topology'] = trainer.tpu_topology
-  chief = {'machine_spec': machine_spec, 'replica_count': 1,
-           'container_spec': {'image_uri': trainer.image or vertex.image}}
+  container: Dict[str, Any] = {'image_uri': trainer.image or vertex.image}
+  if trainer.tpu and trainer.tpu.needs_pjrt:
+    container['env'] = [{'name': name, 'value': value} for name, value in PJRT_ENV.items()]
+  chief = {'machine_spec': machine_spec(vertex), 'replica_count': 1,
+           'container_spec': container}
   # Vertex sets TF_CONFIG from the pools: the first is the chief, the second its workers.
   pools = [chief]
   if trainer.replica_count > 1:

@@ -236,8 +236,8 @@ def test_the_vertex_config_extends_the_1m_config():
   assert config.paths.schema_file == base.paths.schema_file
   assert config.paths.input == 'gs://my-bucket/movielens-1m/*.csv'
   trainer = config.vertex.trainer
-  assert (trainer.machine_type, trainer.accelerator_type, trainer.accelerator_count) == (
-      'cloud-tpu', 'TPU_V3', 8)
+  assert trainer.machine_type == 'ct5lp-hightpu-4t'
+  assert trainer.tpu == vertex_config.TpuSlice('TPU_V5_LITEPOD', 4, '2x2', replicas=4)
   assert trainer.uses_tpu and config.vertex.dataflow.max_workers == 8
   assert config.vertex.endpoint is None
 
@@ -245,16 +245,26 @@ def test_the_vertex_config_extends_the_1m_config():
 def test_vertex_defaults_to_one_cpu_machine_and_no_dataflow():
   vertex = _parse(_with_vertex()).vertex
   assert vertex.trainer == vertex_config.VertexTrainerConfig(
-      machine_type='n1-standard-8', accelerator_type=None, accelerator_count=1,
+      machine_type='n1-standard-8', accelerator_type=None, accelerator_count=None,
       tpu_topology=None, replica_count=1, image=None)
   assert not vertex.trainer.uses_tpu and vertex.dataflow is None
   assert _parse(_sample_data()).vertex is None
 
 
-def test_tpu_vm_machine_types_are_tpus_without_an_accelerator_type():
-  trainer = _parse(_with_vertex(trainer={'machine_type': 'ct5lp-hightpu-4t',
-                                         'tpu_topology': '2x2'})).vertex.trainer
-  assert trainer.uses_tpu
+@pytest.mark.parametrize('trainer, tpu', [
+    # A v5e machine decides its accelerator, chip count and single-host topology.
+    ({'machine_type': 'ct5lp-hightpu-1t'}, ('TPU_V5_LITEPOD', 1, '1x1', 1)),
+    ({'machine_type': 'ct5lp-hightpu-4t', 'tpu_topology': '2x2'},
+     ('TPU_V5_LITEPOD', 4, '2x2', 4)),
+    ({'machine_type': 'ct5lp-hightpu-8t', 'accelerator_type': 'TPU_V5_LITEPOD',
+      'accelerator_count': 8}, ('TPU_V5_LITEPOD', 8, '2x4', 8)),
+    ({'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V2'}, ('TPU_V2', 8, None, 8)),
+    ({'machine_type': 'n1-standard-8', 'accelerator_type': 'NVIDIA_TESLA_T4'}, None),
+])
+def test_a_tpu_follows_from_its_machine(trainer, tpu):
+  resolved = _parse(_with_vertex(trainer=trainer)).vertex.trainer
+  assert resolved.tpu == (vertex_config.TpuSlice(*tpu) if tpu else None)
+  assert resolved.uses_tpu == (tpu is not None)
 
 
 def test_offered_accelerators_are_vertex_ai_accelerators():
@@ -267,13 +277,36 @@ def test_offered_accelerators_are_vertex_ai_accelerators():
     ({'region': None}, 'vertex.region', 'is required'),
     ({'project': ''}, 'vertex.project', 'must not be empty'),
     ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V9'}},
-     'vertex.trainer.accelerator_type', "must be one of TPU_V2, TPU_V3"),
+     'vertex.trainer.accelerator_type', "must be one of TPU_V2, TPU_V3, TPU_V5_LITEPOD"),
     ({'trainer': {'machine_type': 'cloud-tpu'}}, 'vertex.trainer.accelerator_type',
-     'needs a TPU accelerator'),
+     'needs a TPU accelerator (TPU_V2, TPU_V3)'),
+    ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V5_LITEPOD'}},
+     'vertex.trainer.accelerator_type', 'needs a TPU accelerator (TPU_V2, TPU_V3)'),
+    ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3',
+                  'accelerator_count': 32}}, 'vertex.trainer.accelerator_count',
+     'must be 8 or left out (cloud-tpu has 8 TPU cores), got 32'),
     ({'trainer': {'machine_type': 'n1-standard-8', 'accelerator_type': 'TPU_V3'}},
-     'vertex.trainer.machine_type', 'runs on machine_type cloud-tpu'),
+     'vertex.trainer.machine_type', 'TPU_V3 runs on cloud-tpu'),
+    ({'trainer': {'machine_type': 'n1-standard-8', 'accelerator_type': 'TPU_V5_LITEPOD'}},
+     'vertex.trainer.machine_type', 'TPU_V5_LITEPOD runs on a ct5lp-hightpu-* machine_type'),
+    ({'trainer': {'machine_type': 'n1-standard-8', 'tpu_topology': '2x2'}},
+     'vertex.trainer.tpu_topology', 'is for TPU VM machines'),
+    ({'trainer': {'machine_type': 'ct5lp-hightpu-4t', 'accelerator_type': 'NVIDIA_L4'}},
+     'vertex.trainer.accelerator_type', 'must be TPU_V5_LITEPOD or left out'),
+    ({'trainer': {'machine_type': 'ct5lp-hightpu-4t', 'accelerator_count': 8}},
+     'vertex.trainer.accelerator_count', 'ct5lp-hightpu-4t has 4 TPU chips'),
+    ({'trainer': {'machine_type': 'ct5lp-hightpu-4t', 'tpu_topology': '3x3'}},
+     'vertex.trainer.tpu_topology', "must be one of 1x1, 2x2, 2x4, 4x4"),
+    ({'trainer': {'machine_type': 'ct5lp-hightpu-8t', 'tpu_topology': '2x2'}},
+     'vertex.trainer.tpu_topology', "must be 2x4 on ct5lp-hightpu-8t (its 8 chips)"),
+    ({'trainer': {'machine_type': 'ct6e-standard-4t'}}, 'vertex.trainer.machine_type',
+     'TensorFlow trains on Vertex AI TPUs v2/v3 (cloud-tpu) and v5e'),
+    ({'trainer': {'machine_type': 'ct5lp-hightpu-2t'}}, 'vertex.trainer.machine_type',
+     "(ct5lp-hightpu-1t, ct5lp-hightpu-4t, ct5lp-hightpu-8t), got 'ct5lp-hightpu-2t'"),
     ({'trainer': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3',
                   'replica_count': 2}}, 'vertex.trainer.replica_count', 'must be 1 on TPUs'),
+    ({'trainer': {'machine_type': 'ct5lp-hightpu-4t', 'replica_count': 4}},
+     'vertex.trainer.replica_count', 'must be 1 on TPUs'),
     ({'trainer': {'accelerator_count': 0}}, 'vertex.trainer.accelerator_count',
      'must be positive'),
     ({'trainer': {'gpus': 2}}, 'vertex.trainer.gpus', 'unknown key'),

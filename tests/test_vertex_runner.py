@@ -71,7 +71,12 @@ def test_every_component_runs_after_what_it_reads(tpu_spec):
   assert depends['Pusher'] == {'Trainer', 'Evaluator'}
 
 
-def test_the_trainer_is_a_tpu_custom_job_told_to_use_its_tpu(tpu_spec):
+def _worker_pools(spec):
+  custom_config = json.loads(_parameter(spec, 'Trainer', 'custom_config'))
+  return custom_config['ai_platform_training_args']['job_spec']['worker_pool_specs']
+
+
+def test_the_trainer_is_a_tpu_v5e_custom_job_told_to_use_its_tpu(tpu_spec):
   assert _executor(tpu_spec, 'Trainer')['args'][1] == (
       'tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor')
   custom_config = json.loads(_parameter(tpu_spec, 'Trainer', 'custom_config'))
@@ -79,14 +84,61 @@ def test_the_trainer_is_a_tpu_custom_job_told_to_use_its_tpu(tpu_spec):
   assert custom_config['ai_platform_vertex_region'] == 'us-central1'
   job = custom_config['ai_platform_training_args']
   assert job['project'] == 'my-gcp-project'
+  # One v5e host: its accelerator, chips and topology follow from the machine type, and
+  # TensorFlow is pointed at libtpu as its PJRT device, where the TPU image links it.
   assert job['job_spec']['worker_pool_specs'] == [{
+      'machine_spec': {'machine_type': 'ct5lp-hightpu-4t',
+                       'accelerator_type': 'TPU_V5_LITEPOD', 'accelerator_count': 4,
+                       'tpu_topology': '2x2'},
+      'replica_count': 1,
+      'container_spec': {'image_uri': TPU_IMAGE, 'env': [
+          {'name': 'NEXT_PLUGGABLE_DEVICE_USE_C_API', 'value': 'true'},
+          {'name': 'TF_PLUGGABLE_DEVICE_LIBRARY_PATH', 'value': '/lib/libtpu.so'}]}}]
+  assert custom_config['training']['tpu'] == 'local'
+  assert custom_config['training']['batch_size'] == 1024
+  assert _parameter(tpu_spec, 'Trainer', 'run_fn') == 'modules.trainer.run_fn'
+
+
+def test_the_job_spec_is_one_vertex_ai_accepts(tpu_spec):
+  """The custom job spec as the installed Vertex AI client types read it: a misspelled
+  or misplaced field fails here rather than at submission."""
+  from google.cloud.aiplatform_v1.types import CustomJobSpec  # pylint: disable=g-import-not-at-top
+  job_spec = json.loads(_parameter(tpu_spec, 'Trainer', 'custom_config'))[
+      'ai_platform_training_args']['job_spec']
+  pool, = CustomJobSpec(job_spec).worker_pool_specs
+  assert pool.machine_spec.accelerator_type.name == 'TPU_V5_LITEPOD'
+  assert pool.machine_spec.tpu_topology == '2x2'
+  assert {env.name: env.value for env in pool.container_spec.env} == {
+      'NEXT_PLUGGABLE_DEVICE_USE_C_API': 'true',
+      'TF_PLUGGABLE_DEVICE_LIBRARY_PATH': vertex_lib.LIBTPU_PATH}
+
+
+def test_the_legacy_tpu_v3_stays_selectable(tmp_path):
+  config = _variant(tmp_path, vertex={'trainer': {
+      'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3'}})
+  code, spec = _compile(tmp_path, config)
+  assert code == 0
+  # Eight cores on one host; TensorFlow's default (stream executor) TPU runtime.
+  assert _worker_pools(spec) == [{
       'machine_spec': {'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3',
                        'accelerator_count': 8},
       'replica_count': 1,
       'container_spec': {'image_uri': TPU_IMAGE}}]
-  assert custom_config['training']['tpu'] == 'local'
-  assert custom_config['training']['batch_size'] == 1024
-  assert _parameter(tpu_spec, 'Trainer', 'run_fn') == 'modules.trainer.run_fn'
+  assert json.loads(_parameter(spec, 'Trainer', 'custom_config'))['training']['tpu'] == (
+      'local')
+
+
+def test_a_multi_host_tpu_slice_is_refused_before_anything_runs(tmp_path, capsys):
+  """TPUStrategy with `tpu: local` trains on the chips of its own host: a 4x4 v5e slice's
+  other three hosts (and their input pipelines, one per host) would sit idle or hang."""
+  config = _variant(tmp_path, vertex={'trainer': {'tpu_topology': '4x4'}})
+  code, _ = _compile(tmp_path, config)
+  assert code == 2
+  assert capsys.readouterr().err == (
+      f"vertex_runner.py: {config}: vertex.trainer.tpu_topology: 4x4 is 16 chips on 4 "
+      "hosts; the Trainer drives one host's TPU, so choose a single-host slice (1x1 on "
+      "ct5lp-hightpu-1t, 2x2 on ct5lp-hightpu-4t, 2x4 on ct5lp-hightpu-8t)\n")
+  assert not (tmp_path / 'pipeline.json').exists()
 
 
 def test_beam_components_run_on_dataflow_in_the_pipeline_image(tpu_spec):
@@ -171,9 +223,14 @@ def test_set_overrides_any_key_typed_by_the_config(tmp_path, capsys):
 @pytest.mark.parametrize('overrides, message', [
     ({'vertex': {'region': None}}, 'vertex.region: is required'),
     ({'vertex': {'trainer': {'accelerator_type': 'TPU_V9'}}},
-     "vertex.trainer.accelerator_type: must be one of TPU_V2, TPU_V3"),
+     "vertex.trainer.accelerator_type: must be one of TPU_V2, TPU_V3, TPU_V5_LITEPOD"),
     ({'vertex': {'image': None, 'trainer': {'image': None}}},
      'vertex.image: is required (the pipeline image built from the Dockerfile)'),
+    ({'vertex': {'trainer': {'image': None}}},
+     'vertex.trainer.image: is required on a TPU: the image built with --build-arg '
+     'ACCELERATOR=tpu'),
+    ({'training': {'batch_size': 1022}},
+     "training.batch_size: must split evenly over the TPU's 4 cores"),
     ({'paths': {'output_root': '/tmp/ranker'}}, 'paths.output_root: must be a gs:// URI'),
     ({'paths': {'input': '/srv/ratings/*.csv'}},
      'paths.input: /srv/ratings/*.csv is neither a gs:// URI nor inside the project'),
@@ -208,6 +265,8 @@ def test_the_dockerfile_builds_on_the_pinned_versions():
     pins = dict(re.findall(r'^([\w-]+)(?:\[[\w,]+\])?==(\S+)$', f.read(), re.MULTILINE))
   assert f'FROM gcr.io/tfx-oss-public/tfx:{pins["tfx"]}\n' in dockerfile
   assert f'tensorflow-tpu=={pins["tensorflow"]} ' in dockerfile
+  # Where Vertex AI looks for libtpu, and where the v5e trainer's PJRT setting points.
+  assert f'        {vertex_lib.LIBTPU_PATH} && \\\n' in dockerfile
   assert f'WORKDIR {vertex_lib.IMAGE_PROJECT_DIR}\n' in dockerfile
   assert 'ENV TF_USE_LEGACY_KERAS=1\n' in dockerfile
 

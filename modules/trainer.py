@@ -303,12 +303,24 @@ class ServingModule(tf.Module):
         name: tf.TensorSpec([None], spec.dtype, name=name)
         for name, spec in self._id_spec.items()}])
     def serve_ids(ids):
-      """Raw id tensors, one [batch] vector per feature -> probability."""
-      return self._score_raw({name: tf.reshape(ids[name], [-1, *spec.shape])
-                              for name, spec in self._id_spec.items()})
+      """Raw id tensors, one [batch] vector per feature, all as long -> probability."""
+      with tf.control_dependencies(_same_lengths(ids, list(self._id_spec))):
+        return self._score_raw({name: tf.reshape(ids[name], [-1, *spec.shape])
+                                for name, spec in self._id_spec.items()})
 
     return {SERVING_SIGNATURE: serve_examples, TRANSFORM_SIGNATURE: transform_features,
             IDS_SIGNATURE: serve_ids}
+
+
+def _same_lengths(ids: Mapping[str, tf.Tensor], names: List[str]) -> List[tf.Operation]:
+  """Checks that every feature has as many ids as the first of `names`: row i of the
+  request is the i-th id of each. (Unchecked, 1 movie id against 3 user ids would
+  broadcast into 3 scores nobody asked for.)"""
+  first, *others = names
+  rows = tf.size(ids[first])
+  return [tf.debugging.Assert(tf.equal(tf.size(ids[name]), rows), [tf.strings.format(
+      f'serve_ids: {first} has {{}} ids and {name} has {{}}; send one id of every '
+      'feature per row', (rows, tf.size(ids[name])))]) for name in others]
 
 
 def export(checkpoint_path: str, model_inputs: ModelInputs, vocab_sizes: Mapping[str, int],

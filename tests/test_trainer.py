@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -140,6 +141,52 @@ print(json.dumps({{'examples': by_examples.numpy().tolist(), 'ids': by_ids.numpy
   np.testing.assert_allclose(served['ids'], expected, rtol=1e-6)
   assert all(0.0 < p < 1.0 for p in served['examples'])
   assert served['label'] == [1] * len(PAIRS)
+
+
+@pytest.fixture(scope='module')
+def served(trained):
+  fn_args, _, _ = trained
+  return tf.saved_model.load(fn_args.serving_model_dir)
+
+
+@pytest.mark.parametrize('users, movies, lengths', [
+    ([1, 2, 3], [b'1'], 'userId has 3 ids and movieId has 1'),
+    ([1], [b'1', b'2'], 'userId has 1 ids and movieId has 2'),
+    ([], [b'1'], 'userId has 0 ids and movieId has 1'),
+])
+def test_serve_ids_refuses_features_of_different_lengths(served, users, movies, lengths):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=f'serve_ids: {lengths}; send one id of every feature per row'):
+    served.signatures['serve_ids'](userId=tf.constant(users, tf.int64),
+                                   movieId=tf.constant(movies, tf.string))
+
+
+def test_serve_ids_scores_one_row_per_id_pair(served):
+  scores = served.signatures['serve_ids'](userId=tf.constant([1, 2], tf.int64),
+                                          movieId=tf.constant([b'1', b'2']))['probability']
+  assert scores.shape == (2,)
+
+
+def _example(**features):
+  return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+@pytest.mark.parametrize('example, words', [
+    (_example(userId=tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))),
+     'Feature: movieId (data type: string) is required but could not be found'),
+    (_example(userId=tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+              movieId=tf.train.Feature(int64_list=tf.train.Int64List(value=[7]))),
+     "Key: movieId, Index: 0.  Data types don't match. Data type: int64 but expected type: "
+     'string'),
+    (_example(userId=tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'u1'])),
+              movieId=tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'1']))),
+     "Key: userId, Index: 0.  Data types don't match. Data type: string but expected type: "
+     'int64'),
+], ids=['missing', 'int-for-string', 'string-for-int'])
+def test_serving_default_errors_name_the_feature(served, example, words):
+  """TensorFlow's own parse errors already name the feature and the types; kept so."""
+  with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(words)):
+    served.signatures['serving_default'](examples=tf.constant([example]))
 
 
 def test_a_schema_without_bucket_domains_is_refused(trained):

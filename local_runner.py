@@ -14,6 +14,7 @@ TensorFlow logs) goes to a log file under the output root, whose path is printed
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -30,8 +31,9 @@ runtime.configure()
 from inspection import progress as progress_lib
 from inspection import run_store
 from pipeline import config as config_lib
-from pipeline import input_files
 from pipeline import metadata_store
+from pipeline import preflight
+from pipeline import run_lock
 from pipeline import run_log
 # pylint: enable=g-import-not-at-top
 
@@ -41,11 +43,7 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'confi
 
 def validate(config: config_lib.RunConfig) -> None:
   """Everything that can be checked before a component runs; raises ValueError."""
-  files = config_lib.check_inputs_exist(config)
-  input_files.check_headers(files, config.dataset.columns)
-  if config.paths.schema_file and not os.path.exists(config.paths.schema_file):
-    raise config_lib.ConfigError(config.source, 'paths.schema',
-                                 f'no such file: {config.paths.schema_file}')
+  preflight.check(config)
 
 
 def run(config: config_lib.RunConfig, enable_cache: bool = True, connection=None) -> None:
@@ -122,17 +120,24 @@ def main(argv=None) -> int:
                       help='show every log line on the terminal instead of in the log file')
   metadata_store.add_arguments(parser)
   args = parser.parse_args(argv)
-  try:
-    config = config_lib.load_config(args.config, args.overrides)
-    if args.output_root:
-      config = config_lib.with_output_root(config, os.path.abspath(args.output_root))
-    validate(config)
-    connection = (metadata_store.mysql_connection(args)
-                  or metadata_store.sqlite_connection(config.paths.metadata_path))
-    metadata_store.check_reachable(connection)
-  except ValueError as e:
-    print(f'local_runner.py: {e}', file=sys.stderr)
-    return 2
+  with contextlib.ExitStack() as lock:
+    try:
+      config = config_lib.load_config(args.config, args.overrides)
+      if args.output_root:
+        config = config_lib.with_output_root(config, os.path.abspath(args.output_root))
+      validate(config)
+      connection = (metadata_store.mysql_connection(args)
+                    or metadata_store.sqlite_connection(config.paths.metadata_path))
+      metadata_store.check_reachable(connection)
+      lock.enter_context(run_lock.hold(config.paths.output_root, _short(config.source)))
+    except ValueError as e:
+      print(f'local_runner.py: {e}', file=sys.stderr)
+      return 2
+    return _run(args, config, connection)
+
+
+def _run(args: argparse.Namespace, config: config_lib.RunConfig, connection) -> int:
+  """Runs the checked config, showing progress; the exit status."""
   store = metadata_store.describe(connection)
   log = run_log.log_path(config.paths.output_root)
   print(f'Pipeline {config.pipeline_name} ({_short(config.source)}) -> '

@@ -20,6 +20,7 @@ from pipeline import runtime
 runtime.configure()
 
 from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+from pipeline import preflight  # pylint: disable=g-import-not-at-top
 
 
 def with_overrides(config: config_lib.RunConfig, args: argparse.Namespace
@@ -82,8 +83,10 @@ def main(argv=None) -> int:
   output = os.path.abspath(args.output)
   try:
     config = with_overrides(config_lib.load_config(args.config, args.overrides), args)
+    if config.paths.schema_file and '://' not in config.paths.schema_file:
+      preflight.check_schema(config)  # in the project, so readable here
     compile_pipeline(config, output, enable_cache=not args.no_cache)
-  except config_lib.ConfigError as e:
+  except ValueError as e:
     print(f'vertex_runner.py: {e}', file=sys.stderr)
     return 2
   print(f'wrote {args.output}')

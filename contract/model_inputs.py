@@ -81,6 +81,14 @@ class FeatureOptions(StrictModel):
   embedding_dim: PositiveInt
   belongs_to: Side
 
+  @pydantic.field_validator('vocab_size')
+  @classmethod
+  def _has_rows(cls, value: int) -> int:
+    if value < 2:
+      raise ValueError('must be at least 2: a table of one row gives every id the same '
+                       f'embedding; got {value}')
+    return value
+
   @pydantic.field_validator('embedding_dim')
   @classmethod
   def _has_factors(cls, value: int) -> int:

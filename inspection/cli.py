@@ -33,17 +33,21 @@ ARTIFACT_TYPES = ('Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies',
 
 
 def _open_store(args: argparse.Namespace) -> RunStore:
+  # The output root is known for a SQLite store (it lives there); a shared MySQL store
+  # holds runs of many roots, so its RUNNING executions are shown as recorded.
   mysql = metadata_store.mysql_connection(args)
   if mysql is not None:
     return RunStore(mysql, args.pipeline)
   if args.store:
-    return RunStore(run_store.sqlite_connection(args.store), args.pipeline)
+    return RunStore(run_store.sqlite_connection(args.store), args.pipeline,
+                    output_root=os.path.dirname(os.path.abspath(args.store)))
   try:
     config = config_lib.load_config(args.config)
   except config_lib.ConfigError as e:
     raise run_store.StoreError(str(e)) from None
   return RunStore(run_store.sqlite_connection(config.paths.metadata_path),
-                  args.pipeline or config.pipeline_name)
+                  args.pipeline or config.pipeline_name,
+                  output_root=config.paths.output_root)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata_store as metadata_store_lib
+from pipeline import run_lock
 
 Execution = metadata_store_pb2.Execution
 Event = metadata_store_pb2.Event
@@ -118,8 +119,12 @@ class RunStore:
   """One pipeline's runs in an ML Metadata store."""
 
   def __init__(self, connection: metadata_store_pb2.ConnectionConfig,
-               pipeline: Optional[str] = None):
+               pipeline: Optional[str] = None, output_root: Optional[str] = None):
+    """`output_root`, when known, is where this store's runs write: an execution still
+    RUNNING there while no run holds the root's lock was interrupted (a killed run's
+    executions stay RUNNING in ML Metadata), and is shown as INTERRUPTED."""
     where = metadata_store_lib.describe(connection)
+    self._interrupted = output_root is not None and not run_lock.is_held(output_root)
     try:
       self._store = metadata_store_lib.open_store(connection)
       pipelines = sorted(c.name for c in self._store.get_contexts_by_type('pipeline'))
@@ -153,12 +158,17 @@ class RunStore:
           components[execution.id] = node.name[len(prefix):]
     return components
 
+  def _state(self, execution: Execution) -> str:
+    if execution.last_known_state == Execution.RUNNING and self._interrupted:
+      return 'INTERRUPTED'
+    return Execution.State.Name(execution.last_known_state)
+
   def _execution(self, execution: Execution) -> ExecutionRecord:
     if execution.id not in self._executions:
       self._executions[execution.id] = ExecutionRecord(
           id=execution.id,
           component=self._components.get(execution.id, execution.type),
-          state=Execution.State.Name(execution.last_known_state),
+          state=self._state(execution),
           start=_time(execution.create_time_since_epoch),
           end=_time(execution.last_update_time_since_epoch),
           properties=_properties(execution))

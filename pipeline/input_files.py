@@ -11,6 +11,14 @@ def read_header(path: str) -> List[str]:
     return f.readline().decode('utf-8').strip().split(',')
 
 
+def has_data_row(path: str) -> bool:
+  """Whether the file holds a non-blank line below its header."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
+  with FileSystems.open(path) as f:
+    f.readline()
+    return any(line.strip() for line in iter(f.readline, b''))
+
+
 def check_headers(files: Iterable[str], columns: Iterable[str]) -> None:
   """Fails fast, before Beam starts, when an input file lacks the configured columns."""
   expected = list(columns)

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import time
-from typing import Optional, TextIO
+from typing import List, Optional, TextIO, Tuple
 
 from absl import logging as absl_logging
 
@@ -30,6 +30,7 @@ runtime.configure()
 # pylint: disable=g-import-not-at-top
 from inspection import progress as progress_lib
 from inspection import run_store
+from pipeline import anomalies
 from pipeline import config as config_lib
 from pipeline import metadata_store
 from pipeline import preflight
@@ -66,20 +67,26 @@ def _short(path: str) -> str:
   return path if relative.startswith('..') else relative
 
 
-def root_cause(error: BaseException) -> str:
-  """The innermost exception of a chain, on one line: what a person should read first."""
+def _innermost(error: BaseException) -> BaseException:
   while error.__cause__ is not None or (error.__context__ is not None
                                         and not error.__suppress_context__):
     error = error.__cause__ or error.__context__
+  return error
+
+
+def root_cause(error: BaseException) -> str:
+  """The innermost exception of a chain, on one line: what a person should read first."""
+  error = _innermost(error)
   lines = [line.strip() for line in str(error).splitlines() if line.strip()]
   message = f'{type(error).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
   return message if len(message) <= 300 else message[:297] + '...'
 
 
 def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bool,
-                      console: TextIO) -> Optional[str]:
+                      console: TextIO) -> Optional[Tuple[str, List[str]]]:
   """Runs the pipeline with a line per component on `console`; returns None when it
-  finished, else the line that says which component failed and why."""
+  finished, else the line that says which component failed and why, and the lines
+  that detail it (each anomaly, when the data failed validation)."""
   def open_store() -> run_store.RunStore:
     if connection.HasField('mysql'):
       return run_store.RunStore(connection, config.pipeline_name)
@@ -93,7 +100,9 @@ def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bo
   except Exception as e:  # pylint: disable=broad-except
     logging.exception('The pipeline failed')  # the whole traceback, into the log
     where = progress.failed() or 'the pipeline failed'
-    return f'{where}: {root_cause(e)}'
+    cause = _innermost(e)
+    details = cause.lines if isinstance(cause, anomalies.DataAnomaliesError) else []
+    return f'{where}: {root_cause(e)}', details
   finally:
     logging.getLogger().removeHandler(progress)
   return None
@@ -162,8 +171,11 @@ def _run(args: argparse.Namespace, config: config_lib.RunConfig, connection) -> 
     with run_log.output_to(log) as console:
       failure = run_with_progress(config, connection, not args.no_cache, console)
   if failure:
+    message, details = failure
     log_note = '' if args.verbose else f' (full log: {_short(log)})'
-    print(f'local_runner.py: {failure}{log_note}', file=sys.stderr)
+    print(f'local_runner.py: {message}{log_note}', file=sys.stderr)
+    for line in details:
+      print(f'  {line}', file=sys.stderr)
     return 1
   print(f'Done in {time.monotonic() - started:.0f}s. Run report: '
         f'python -m inspection report {_store_flags(args, config, store)}')

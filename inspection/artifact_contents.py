@@ -7,34 +7,14 @@ when needed, so that listing runs stays quick.
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from contract.names import LABEL_KEY
-
-
-def _read_bytes(path: str) -> bytes:
-  if '://' in path:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    with tf.io.gfile.GFile(path, 'rb') as f:
-      return f.read()
-  with open(path, 'rb') as f:
-    return f.read()
-
-
-def _list_dir(path: str) -> List[str]:
-  if '://' in path:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
-  return os.listdir(path) if os.path.isdir(path) else []
-
-
-def _splits(uri: str) -> List[str]:
-  return sorted(name[len('Split-'):] for name in _list_dir(uri) if name.startswith('Split-'))
+from pipeline import artifact_files
 
 
 def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
@@ -60,8 +40,8 @@ def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
 def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
   """Per split: the statistics as StatisticsGen wrote them."""
   return {split: statistics_pb2.DatasetFeatureStatisticsList.FromString(
-      _read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
-          for split in _splits(uri)}
+      artifact_files.read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
+          for split in artifact_files.splits(uri)}
 
 
 def summarize_statistics(protos: Dict[str, statistics_pb2.DatasetFeatureStatisticsList]
@@ -78,25 +58,11 @@ def summarize_statistics(protos: Dict[str, statistics_pb2.DatasetFeatureStatisti
   return result
 
 
-def anomalies(uri: str) -> Dict[str, Dict[str, str]]:
-  """Per split: each anomalous feature and what is wrong with it (empty when clean)."""
-  result = {}
-  for split in _splits(uri):
-    found = anomalies_pb2.Anomalies.FromString(
-        _read_bytes(os.path.join(uri, f'Split-{split}', 'SchemaDiff.pb')))
-    described = {name: info.short_description or info.description
-                 for name, info in found.anomaly_info.items()}
-    if found.HasField('dataset_anomaly_info'):
-      described['<dataset>'] = found.dataset_anomaly_info.description
-    result[split] = described
-  return result
-
-
 def bucket_counts(transform_graph_uri: str) -> Dict[str, int]:
   """Rows of each id feature's table, as Transform recorded them in the transformed
   schema (int_domain 0..n-1)."""
   schema = schema_pb2.Schema()
-  text_format.Parse(_read_bytes(os.path.join(
+  text_format.Parse(artifact_files.read_bytes(os.path.join(
       transform_graph_uri, 'transformed_metadata', 'schema.pbtxt')).decode(), schema)
   return {f.name: f.int_domain.max + 1 for f in schema.feature
           if f.HasField('int_domain') and f.int_domain.min == 0 and f.name != LABEL_KEY}
@@ -106,7 +72,7 @@ def training_record(model_run_uri: str) -> Optional[Dict[str, Any]]:
   """The trainer's metrics.json (history per epoch, final eval, config), if written."""
   path = os.path.join(model_run_uri, 'metrics.json')
   try:
-    return json.loads(_read_bytes(path))
+    return json.loads(artifact_files.read_bytes(path))
   except (OSError, ValueError):
     return None
 
@@ -166,7 +132,7 @@ def signatures(saved_model_dir: str) -> Dict[str, Dict[str, Dict[str, str]]]:
   from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
   from tensorflow.core.framework import types_pb2  # pylint: disable=g-import-not-at-top
   model = saved_model_pb2.SavedModel.FromString(
-      _read_bytes(os.path.join(saved_model_dir, 'saved_model.pb')))
+      artifact_files.read_bytes(os.path.join(saved_model_dir, 'saved_model.pb')))
 
   def describe(tensors) -> Dict[str, str]:
     described = {}

@@ -99,7 +99,9 @@ def run_command(args: argparse.Namespace) -> str:
     runs = [store.run(args.run)] if args.run else store.runs()
     if args.json:
       return json.dumps({'pipeline': store.pipeline, 'store': store.where,
-                         'runs': [describe.describe_run(r) for r in runs]}, indent=2)
+                         'runs': [{**describe.describe_run(r),
+                                   'stopped': describe.stop_reason(store, r)}
+                                  for r in runs]}, indent=2)
     return text.runs_text(store, runs)
   if args.command == 'artifacts':
     run = store.run(args.run) if args.run else None

@@ -10,6 +10,7 @@ from contract.names import MODEL_INPUTS_KEY, MODULE_FINGERPRINT_KEY, TRAINING_KE
 from inspection import artifact_contents
 from inspection import run_store
 from inspection.run_store import ArtifactRecord, LineageNode, RunRecord, RunStore
+from pipeline import anomalies as anomalies_lib
 
 # Properties every TFX artifact has, which say nothing about this one.
 _BOILERPLATE = frozenset({'tfx_version', 'is_external', 'state', 'name',
@@ -33,6 +34,25 @@ def describe_run(run: RunRecord) -> Dict[str, Any]:
                       'started': time_text(e.start), 'ended': time_text(e.end),
                       'seconds': round(e.seconds, 1)} for e in run.executions],
   }
+
+
+def stop_reason(store: RunStore, run: RunRecord) -> List[str]:
+  """Why a run did not finish, a line each; empty when it did (or is still going)."""
+  failed = [e for e in run.executions if e.state in ('FAILED', 'INTERRUPTED')]
+  if not failed:
+    return []
+  execution = failed[0]
+  if execution.state == 'INTERRUPTED':
+    return [f'interrupted during {execution.component} (the run was stopped or killed)']
+  if execution.component != 'DataValidationGate':
+    return [f'stopped: {execution.component} failed (its error is in the run\'s log)']
+  anomalies = store.output(run, 'ExampleValidator', 'anomalies')
+  statistics = store.output(run, 'StatisticsGen', 'statistics')
+  found = anomalies_lib.lines(anomalies_lib.with_empty_splits(
+      anomalies_lib.read(anomalies.uri) if anomalies else {},
+      anomalies_lib.example_counts(statistics.uri) if statistics else {}))
+  return ['stopped by DataValidationGate: the data broke the schema '
+          '(validation.on_anomalies: fail)'] + [f'  {line}' for line in found]
 
 
 def describe_artifact(artifact: ArtifactRecord) -> Dict[str, Any]:
@@ -139,6 +159,6 @@ def describe_evaluation(store: RunStore, run: RunRecord,
         'candidate_model_id': blessing.properties.get('current_model_id') if blessing else None,
         'baseline_model_id': blessing.properties.get('baseline_model_id') if blessing else None,
     }
-  described['anomalies'] = (artifact_contents.anomalies(anomalies.uri)
+  described['anomalies'] = (anomalies_lib.read(anomalies.uri)
                             if anomalies is not None else None)
   return described

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 from inspection import artifact_contents
 from inspection.run_store import ArtifactRecord, ExecutionRecord, RunStore, StoreError
+from pipeline import anomalies as anomalies_lib
 
 _STARTED = 'Component %s is running.'
 _FINISHED = 'Component %s is finished.'
@@ -69,12 +70,18 @@ def _schema(execution, outputs) -> str:
 
 
 def _anomalies(execution, outputs) -> str:
-  found = artifact_contents.anomalies(_first(outputs, 'anomalies').uri)
-  problems = [f'{split}.{feature}: {text}' for split, by_feature in found.items()
-              for feature, text in by_feature.items()]
+  problems = anomalies_lib.lines(anomalies_lib.read(_first(outputs, 'anomalies').uri))
   if not problems:
     return 'no anomalies'
   return f'{len(problems)} anomalies, e.g. {problems[0]}'
+
+
+def _verdict(execution, outputs) -> str:
+  verdict = _first(outputs, 'verdict')
+  count = verdict.properties.get('anomalies', 0) if verdict else 0
+  if not count:
+    return 'data valid'
+  return f'{count} anomalies, continuing (validation.on_anomalies: warn)'
 
 
 def _transform(execution, outputs) -> str:
@@ -135,6 +142,7 @@ HEADLINES: Dict[str, Callable[[ExecutionRecord, Dict[str, List[ArtifactRecord]]]
     'ImportSchemaGen': _schema,
     'SchemaGen': _schema,
     'ExampleValidator': _anomalies,
+    'DataValidationGate': _verdict,
     'Transform': _transform,
     'ColumnarExamplesGen': _columnar,
     'Trainer': _trainer,

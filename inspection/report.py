@@ -14,11 +14,13 @@ from inspection import artifact_contents
 from inspection import describe
 from inspection import text
 from inspection.run_store import RunRecord, RunStore, StoreError
+from pipeline import anomalies as anomalies_lib
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+pre.stopped { color: #a00; }
 table { border-collapse: collapse; margin: .6em 0; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -100,9 +102,12 @@ def line_chart(title: str, series: Dict[str, Sequence[float]], width: int = 460,
   return ''.join(parts)
 
 
-def _components_section(run: RunRecord) -> str:
+def _components_section(store: RunStore, run: RunRecord) -> str:
   described = describe.describe_run(run)
-  return ('<h2>Components</h2>' + _table(
+  stopped = describe.stop_reason(store, run)
+  return ('<h2>Components</h2>'
+          + (f'<pre class="stopped">{_e(chr(10).join(stopped))}</pre>' if stopped else '')
+          + _table(
       ('component', 'execution', 'state', 'started', 'seconds'),
       [(c['component'], c['execution_id'], c['state'], c['started'], f'{c["seconds"]:.1f}')
        for c in described['components']]))
@@ -128,7 +133,7 @@ def _statistics_section(store: RunStore, run: RunRecord) -> str:
   anomalies = store.output(run, 'ExampleValidator', 'anomalies')
   if anomalies is not None:
     found = [(split, feature, problem)
-             for split, by_feature in artifact_contents.anomalies(anomalies.uri).items()
+             for split, by_feature in anomalies_lib.read(anomalies.uri).items()
              for feature, problem in by_feature.items()]
     parts.append('<h3>Anomalies against the schema</h3>' + (
         _table(('split', 'feature', 'anomaly'), found) if found
@@ -228,7 +233,7 @@ def _lineage_section(store: RunStore, run: RunRecord) -> str:
 
 
 def render(store: RunStore, run: RunRecord) -> str:
-  sections = [_components_section(run), _statistics_section(store, run),
+  sections = [_components_section(store, run), _statistics_section(store, run),
               _training_section(store, run), _evaluation_section(store, run),
               _model_section(store, run), _lineage_section(store, run)]
   title = f'{store.pipeline}: run {run.id}'

@@ -3,7 +3,7 @@
 import json
 from typing import Any, Dict, List, Sequence
 
-from inspection.describe import describe_artifact, execution_facts, time_text
+from inspection.describe import describe_artifact, execution_facts, stop_reason, time_text
 from inspection.run_store import ArtifactRecord, LineageNode, RunRecord, RunStore
 
 
@@ -37,6 +37,7 @@ def runs_text(store: RunStore, runs: List[RunRecord]) -> str:
         ('component', 'execution', 'state', 'started', 'seconds'),
         [(e.component, e.id, e.state, e.start.strftime('%H:%M:%S'), f'{e.seconds:.1f}')
          for e in run.executions]))
+    parts.extend(stop_reason(store, run))
   return '\n'.join(parts)
 
 

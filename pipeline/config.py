@@ -94,6 +94,12 @@ class EvaluationConfig(StrictModel):
   slice_by: Tuple[Text, ...] = ()
 
 
+class ValidationConfig(StrictModel):
+  """What anomalies in the data (ExampleValidator against the schema) do to a run."""
+  # fail: the run stops before Transform, a line per anomaly, exit 1; warn: it goes on.
+  on_anomalies: Literal['fail', 'warn'] = 'fail'
+
+
 class PathsConfig(StrictModel):
   """Relative paths are relative to the config file; URIs (gs://...) stay as they are."""
   input: Text
@@ -148,6 +154,7 @@ class RunConfig(StrictModel):
   features: Dict[str, FeatureOptions]
   training: TrainingOptions
   evaluation: EvaluationConfig
+  validation: ValidationConfig = ValidationConfig()
   paths: PathsConfig
   beam: BeamConfig = BeamConfig()
   vertex: Optional[VertexConfig] = None

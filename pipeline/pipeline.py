@@ -17,6 +17,7 @@ from contract import names
 from pipeline import columnar_examples
 from pipeline import config as config_lib
 from pipeline import csv_example_gen
+from pipeline import validation_gate as validation_gate_lib
 from pipeline import vertex as vertex_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,6 +137,10 @@ def create_pipeline(
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_gen.outputs['schema'])
+  validation_gate = validation_gate_lib.DataValidationGate(
+      anomalies=example_validator.outputs['anomalies'],
+      statistics=statistics_gen.outputs['statistics'],
+      on_anomalies=config.validation.on_anomalies)
   # What both code-loading components need; the fingerprint makes code edits rerun them.
   module_config = {
       names.MODEL_INPUTS_KEY: config.model_inputs.to_dict(),
@@ -146,6 +151,8 @@ def create_pipeline(
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=names.PREPROCESSING_FN,
       custom_config=module_config)
+  # Nothing is transformed, trained or pushed from data the gate has not let through.
+  transform.add_upstream_node(validation_gate)
   training = vertex_lib.training(config) if on_vertex else config.training
   training_examples = transform.outputs['transformed_examples']
   columnar = None
@@ -201,7 +208,7 @@ def create_pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=pipeline_root or config.paths.pipeline_root,
       components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
-                              transform, columnar, trainer, latest_blessed_model,
+                              validation_gate, transform, columnar, trainer, latest_blessed_model,
                               evaluator, pusher) if c is not None],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,

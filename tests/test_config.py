@@ -368,7 +368,7 @@ def test_extends_errors_name_the_file(tmp_path):
      'test.yaml: vertex.trainer.acelerator_type: unknown key; did you mean '
      'accelerator_type?'),
     (lambda d: d.update(zzz=1), 'test.yaml: zzz: unknown key; expected one of beam, '
-     'dataset, evaluation, features, paths, pipeline_name, training, vertex'),
+     'dataset, evaluation, features, paths, pipeline_name, training, validation, vertex'),
 ])
 def test_unknown_keys_suggest_the_closest_known_one(edit, message):
   assert str(_error(_mutated(edit))) == message

@@ -14,8 +14,8 @@ from conftest import PROJECT_DIR
 from inspection import cli as inspect_lib
 
 COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-              'Transform', 'ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
-              'Evaluator', 'Pusher'}
+              'DataValidationGate', 'Transform', 'ColumnarExamplesGen', 'Trainer',
+              'latest_blessed_model_resolver', 'Evaluator', 'Pusher'}
 
 
 def _inspect(capsys, *argv):

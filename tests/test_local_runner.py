@@ -16,8 +16,8 @@ import local_runner
 
 LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
 COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-              'Transform', 'ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
-              'Evaluator', 'Pusher')
+              'DataValidationGate', 'Transform', 'ColumnarExamplesGen', 'Trainer',
+              'latest_blessed_model_resolver', 'Evaluator', 'Pusher')
 # A finished component's line: its id, seconds or 'cached', and its headline.
 _END_LINE = re.compile(r'^  (\S+) +(\d+\.\ds|cached)(?:  (.*))?$')
 
@@ -68,6 +68,7 @@ def test_a_run_prints_a_line_per_component_and_logs_the_rest(two_runs):
   assert finished['StatisticsGen'][1] == 'rows: train 4,780, eval 1,220'
   assert finished['ColumnarExamplesGen'][1] == 'rows: train 4,780, eval 1,220'
   assert finished['ExampleValidator'][1] == 'no anomalies'
+  assert finished['DataValidationGate'][1] == 'data valid'
   assert finished['Transform'][1] == 'table rows: movieId 2,000, userId 1,000'
   assert finished['ImportSchemaGen'][1] == 'schema movielens_ratings.pbtxt'
   assert finished['latest_blessed_model_resolver'][1] == 'baseline: none yet'

@@ -18,7 +18,7 @@ from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
 FIRST_HALF = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-              'Transform')
+              'DataValidationGate', 'Transform')
 COMPONENTS = FIRST_HALF + ('ColumnarExamplesGen', 'Trainer', 'latest_blessed_model_resolver',
                           'Evaluator', 'Pusher')
 
@@ -39,7 +39,7 @@ def test_the_factory_wires_the_first_half():
   ids = [c.id for c in pipeline.components]  # topologically sorted
   assert set(ids) == set(COMPONENTS)
   assert ids.index('CsvExampleGen') < ids.index('StatisticsGen') < ids.index(
-      'ExampleValidator')
+      'ExampleValidator') < ids.index('DataValidationGate') < ids.index('Transform')
   assert ids.index('ImportSchemaGen') < ids.index('Transform') < ids.index(
       'ColumnarExamplesGen') < ids.index('Trainer')
   assert ids.index('latest_blessed_model_resolver') < ids.index('Evaluator') < ids.index(

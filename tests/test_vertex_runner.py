@@ -63,7 +63,9 @@ def test_every_component_runs_after_what_it_reads(tpu_spec):
   assert depends['CsvExampleGen'] == set() and depends['ImportSchemaGen'] == set()
   assert depends['StatisticsGen'] == {'CsvExampleGen'}
   assert depends['ExampleValidator'] == {'StatisticsGen', 'ImportSchemaGen'}
-  assert depends['Transform'] == {'CsvExampleGen', 'ImportSchemaGen'}
+  assert depends['DataValidationGate'] == {'ExampleValidator', 'StatisticsGen'}
+  # Transform waits for the gate, though it reads nothing of it.
+  assert depends['Transform'] == {'CsvExampleGen', 'ImportSchemaGen', 'DataValidationGate'}
   assert depends['ColumnarExamplesGen'] == {'Transform'}
   assert depends['Trainer'] == {'Transform', 'ColumnarExamplesGen'}
   assert {'Trainer', 'CsvExampleGen'} < depends['Evaluator']

@@ -1,0 +1,26 @@
+"""Reading an artifact's files, local or on Cloud Storage, without importing TensorFlow
+for local paths (so that listing runs stays quick)."""
+
+import os
+from typing import List
+
+
+def read_bytes(path: str) -> bytes:
+  if '://' in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      return f.read()
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def list_dir(path: str) -> List[str]:
+  if '://' in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
+  return os.listdir(path) if os.path.isdir(path) else []
+
+
+def splits(uri: str) -> List[str]:
+  """The split names of a split artifact (its Split-<name> folders)."""
+  return sorted(name[len('Split-'):] for name in list_dir(uri) if name.startswith('Split-'))

@@ -1,0 +1,114 @@
+"""Validation gates: data that breaks the schema stops the run before Transform, a line per
+anomaly, exit 1, and the inspection tool says why; `on_anomalies: warn` lets it go on."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+
+from conftest import PROJECT_DIR
+from mlmd import RunRecord
+from pipeline import anomalies as anomalies_lib
+from pipeline import validation_gate
+
+LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
+
+
+def _split_artifact(artifact, root, files):
+  """`artifact` at `root` with a file per split: {split: (file name, proto)}."""
+  artifact.uri = str(root)
+  artifact.split_names = artifact_utils.encode_split_names(sorted(files))
+  for split, (name, proto) in files.items():
+    os.makedirs(root / f'Split-{split}', exist_ok=True)
+    (root / f'Split-{split}' / name).write_bytes(proto.SerializeToString())
+  return artifact
+
+
+def _gate(tmp_path, found, counts, on_anomalies):
+  """Runs the gate's executor on anomalies {split: {feature: text}} and statistics with
+  {split: examples}; returns its verdict artifact."""
+  anomalies = {}
+  for split, by_feature in found.items():
+    proto = anomalies_pb2.Anomalies()
+    for feature, text in by_feature.items():
+      proto.anomaly_info[feature].short_description = text
+    anomalies[split] = ('SchemaDiff.pb', proto)
+  statistics = {split: ('FeatureStats.pb', statistics_pb2.DatasetFeatureStatisticsList(
+      datasets=[statistics_pb2.DatasetFeatureStatistics(num_examples=count)]))
+                for split, count in counts.items()}
+  verdict = validation_gate.DataVerdict()
+  verdict.uri = str(tmp_path / 'verdict')
+  executor = validation_gate.DataValidationGate.EXECUTOR_SPEC.executor_class()
+  executor.Do({'anomalies': [_split_artifact(standard_artifacts.ExampleAnomalies(),
+                                             tmp_path / 'anomalies', anomalies)],
+               'statistics': [_split_artifact(standard_artifacts.ExampleStatistics(),
+                                              tmp_path / 'statistics', statistics)]},
+              {'verdict': [verdict]}, {'on_anomalies': on_anomalies})
+  return verdict
+
+
+def test_clean_data_passes_the_gate(tmp_path):
+  verdict = _gate(tmp_path, {'train': {}, 'eval': {}}, {'train': 80, 'eval': 20}, 'fail')
+  assert verdict.get_int_custom_property('anomalies') == 0
+
+
+def test_anomalies_stop_the_run_with_a_line_each(tmp_path):
+  with pytest.raises(anomalies_lib.DataAnomaliesError) as raised:
+    _gate(tmp_path, {'train': {'rating': 'Out-of-range values', 'userId': 'Missing'},
+                     'eval': {}}, {'train': 80, 'eval': 20}, 'fail')
+  assert raised.value.lines == ['train.rating: Out-of-range values', 'train.userId: Missing']
+  assert str(raised.value) == (
+      '2 data anomalies: the run stops before Transform (fix the data or the schema; '
+      'validation.on_anomalies: warn continues anyway)')
+
+
+def test_an_empty_split_is_an_anomaly_though_tfdv_reports_none(tmp_path):
+  # TFDV validates nothing of a split without examples; the gate counts them itself.
+  with pytest.raises(anomalies_lib.DataAnomaliesError) as raised:
+    _gate(tmp_path, {'train': {}, 'eval': {}}, {'train': 0, 'eval': 0}, 'fail')
+  assert raised.value.lines == [
+      f'{split}.<dataset>: no examples (an input with no data rows, or a split that '
+      'received none)' for split in ('eval', 'train')]
+
+
+def test_warn_lets_the_run_go_on_and_records_how_many(tmp_path):
+  verdict = _gate(tmp_path, {'train': {'rating': 'Out-of-range values'}, 'eval': {}},
+                  {'train': 80, 'eval': 20}, 'warn')
+  assert verdict.get_int_custom_property('anomalies') == 1
+  assert verdict.get_string_custom_property('on_anomalies') == 'warn'
+
+
+def test_a_run_on_data_that_breaks_the_schema_stops_before_transform(tmp_path):
+  data = tmp_path / 'data'
+  data.mkdir()
+  shutil.copy(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv'), data)
+  with open(data / 'ratings.csv', 'a') as f:
+    f.write('7,12,9.0,1500000000\n')  # the schema's ratings are 0.5 to 5.0
+  output_root = tmp_path / 'out'
+  result = subprocess.run(
+      [sys.executable, LOCAL_RUNNER, '--output-root', str(output_root),
+       '--set', f'paths.input={data}/*.csv'], cwd=PROJECT_DIR, capture_output=True,
+      text=True, timeout=600, check=False)
+  assert result.returncode == 1, result.stderr
+  first, *details = result.stderr.splitlines()
+  assert re.match(r'local_runner\.py: DataValidationGate failed after \d+\.\ds: '
+                  r'DataAnomaliesError: 1 data anomaly: the run stops before Transform ',
+                  first), first
+  assert len(details) == 1 and re.match(r'  (train|eval)\.rating: ', details[0]), details
+
+  store = str(output_root / 'metadata.sqlite')
+  components = RunRecord(store, 'movielens-sample').executions_by_component()
+  assert 'DataValidationGate' in components and 'Transform' not in components
+  inspected = subprocess.run([sys.executable, '-m', 'inspection', 'runs', '--store', store],
+                             cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
+                             check=True)
+  assert ('stopped by DataValidationGate: the data broke the schema '
+          '(validation.on_anomalies: fail)') in inspected.stdout
+  assert details[0] in inspected.stdout

@@ -19,3 +19,7 @@ SERVING_SIGNATURE = 'serving_default'
 TRANSFORM_SIGNATURE = 'transform_features'
 IDS_SIGNATURE = 'serve_ids'
 PREDICTION_KEY = 'probability'
+
+# The Pusher's PushedModel property naming the serving version that already holds the
+# model, when it did not push a copy of it (pipeline/pusher.py).
+ALREADY_PUSHED_KEY = 'already_pushed_as'

@@ -13,6 +13,7 @@ import re
 import time
 from typing import Callable, Dict, List, Optional, TextIO
 
+from contract.names import ALREADY_PUSHED_KEY
 from inspection import artifact_contents
 from inspection.run_store import ArtifactRecord, ExecutionRecord, RunStore, StoreError
 from pipeline import anomalies as anomalies_lib
@@ -125,6 +126,9 @@ def _evaluator(execution, outputs) -> str:
 
 def _pusher(execution, outputs) -> str:
   pushed = _first(outputs, 'pushed_model')
+  already = pushed.properties.get(ALREADY_PUSHED_KEY) if pushed else None
+  if already:
+    return f'not pushed: {already} already serves this model'
   if pushed is None or pushed.properties.get('pushed') != 1:
     return 'not pushed (the model was not blessed)'
   return f'pushed to {pushed.properties.get("pushed_destination", pushed.uri)}'

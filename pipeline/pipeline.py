@@ -12,11 +12,13 @@ from typing import List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from contract import names
 from pipeline import columnar_examples
 from pipeline import config as config_lib
 from pipeline import csv_example_gen
+from pipeline import pusher as pusher_lib
 from pipeline import validation_gate as validation_gate_lib
 from pipeline import vertex as vertex_lib
 
@@ -202,7 +204,9 @@ def create_pipeline(
         model_blessing=evaluator.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.paths.serving_dir)))
+                base_directory=config.paths.serving_dir)),
+        # No second copy of a model the serving directory already holds.
+        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_lib.Executor))
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -1,0 +1,77 @@
+"""The Pusher copies a blessed model into the serving directory once: the same model again
+(a rerun with nothing changed) is not pushed a second time; another model is."""
+
+import os
+import time
+
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from contract.names import ALREADY_PUSHED_KEY
+from pipeline import pusher
+
+
+def _model(root, name, content: bytes):
+  """A Model artifact whose serving export holds `content` as its SavedModel files."""
+  model = standard_artifacts.Model()
+  model.uri = str(root / name)
+  export = root / name / 'Format-Serving'
+  (export / 'variables').mkdir(parents=True)
+  (export / 'saved_model.pb').write_bytes(b'graph ' + content)
+  (export / 'variables' / 'variables.index').write_bytes(b'index ' + content)
+  (export / 'variables' / 'variables.data-00000-of-00001').write_bytes(content * 100)
+  return model
+
+
+def _push(tmp_path, model, serving_dir, blessed=True):
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / 'blessing')
+  blessing.set_int_custom_property('blessed', int(blessed))
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / f'pushed-{time.monotonic_ns()}')
+  destination = pusher_pb2.PushDestination(
+      filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving_dir)))
+  pusher.Executor().Do({'model': [model], 'model_blessing': [blessing]},
+                       {'pushed_model': [pushed]},
+                       {'push_destination': proto_utils.proto_to_json(destination)})
+  return pushed
+
+
+def test_a_model_is_pushed_once_and_another_model_again(tmp_path):
+  serving = tmp_path / 'serving'
+  first = _push(tmp_path, _model(tmp_path, 'a', b'trained once'), serving)
+  assert first.get_int_custom_property('pushed') == 1
+  versions = os.listdir(serving)
+  assert len(versions) == 1
+
+  # The same model (a cached Trainer's, blessed again): nothing new to serve.
+  again = _push(tmp_path, _model(tmp_path, 'a-again', b'trained once'), serving)
+  assert again.get_int_custom_property('pushed') == 0
+  assert again.get_string_custom_property(ALREADY_PUSHED_KEY) == str(serving / versions[0])
+  assert os.listdir(serving) == versions
+
+  time.sleep(1.1)  # serving versions are Unix seconds
+  other = _push(tmp_path, _model(tmp_path, 'b', b'trained twice'), serving)
+  assert other.get_int_custom_property('pushed') == 1
+  assert len(os.listdir(serving)) == 2
+  assert pusher.newest_version(str(serving)) == other.get_string_custom_property(
+      'pushed_destination')
+
+
+def test_an_unblessed_model_is_not_pushed_whatever_is_served(tmp_path):
+  serving = tmp_path / 'serving'
+  pushed = _push(tmp_path, _model(tmp_path, 'a', b'x'), serving, blessed=False)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert not pushed.has_custom_property(ALREADY_PUSHED_KEY)
+  assert not serving.exists()
+
+
+def test_the_fingerprint_covers_the_graph_and_the_variables(tmp_path):
+  def fingerprint(model):
+    return pusher.model_fingerprint(os.path.join(model.uri, 'Format-Serving'))
+  one = fingerprint(_model(tmp_path, 'one', b'1'))
+  assert one != fingerprint(_model(tmp_path, 'two', b'2'))
+  assert one == fingerprint(_model(tmp_path, 'one-copy', b'1'))
+  assert pusher.model_fingerprint(str(tmp_path / 'nothing')) is None
+  assert pusher.newest_version(str(tmp_path / 'no-serving-dir')) is None

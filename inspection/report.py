@@ -8,8 +8,9 @@ the web, and it sits in a collapsed section.
 import html
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from contract.names import ALREADY_PUSHED_KEY
 from inspection import artifact_contents
 from inspection import describe
 from inspection import text
@@ -204,15 +205,21 @@ def _evaluation_section(store: RunStore, run: RunRecord) -> str:
           + slices)
 
 
-def _pushed_model_dir(store: RunStore, run: RunRecord) -> Optional[str]:
+def _pushed_model_dir(store: RunStore, run: RunRecord) -> Tuple[Optional[str], str]:
+  """Where the run's model is served, and a note when this run did not copy it there."""
   pushed = store.output(run, 'Pusher', 'pushed_model')
-  if pushed is None or pushed.properties.get('pushed') != 1:
-    return None
-  return pushed.properties.get('pushed_destination')
+  if pushed is None:
+    return None, ''
+  already = pushed.properties.get(ALREADY_PUSHED_KEY)
+  if already:
+    return already, ' (pushed by an earlier run: this run\'s model is the same)'
+  if pushed.properties.get('pushed') != 1:
+    return None, ''
+  return pushed.properties.get('pushed_destination'), ''
 
 
 def _model_section(store: RunStore, run: RunRecord) -> str:
-  destination = _pushed_model_dir(store, run)
+  destination, note = _pushed_model_dir(store, run)
   if destination is None:
     return '<h2>Pushed model</h2><p>Nothing was pushed in this run.</p>'
   rows = []
@@ -220,7 +227,7 @@ def _model_section(store: RunStore, run: RunRecord) -> str:
     rows.append((name, ', '.join(f'{k}: {v}' for k, v in signature['inputs'].items()),
                  ', '.join(f'{k}: {v}' for k, v in signature['outputs'].items())))
   return ('<h2>Pushed model</h2>'
-          f'<p><code>{_e(destination)}</code></p>'
+          f'<p><code>{_e(destination)}</code>{_e(note)}</p>'
           + _table(('signature', 'inputs', 'outputs'), rows))
 
 

@@ -22,7 +22,7 @@ from modules import columnar
 from modules import model as model_lib
 from modules import strategy as strategy_lib
 from contract.model_inputs import ModelInputs, TrainingOptions
-from contract.names import (IDS_SIGNATURE, MODEL_INPUTS_KEY, PREDICTION_KEY,
+from contract.names import (IDS_SIGNATURE, LABEL_KEY, MODEL_INPUTS_KEY, PREDICTION_KEY,
                             SERVING_SIGNATURE, TRAINING_KEY, TRANSFORM_SIGNATURE)
 
 _SHUFFLE_BUFFER = 65_536
@@ -296,8 +296,14 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[examples_spec])
     def transform_features(examples):
-      """Raw tf.Examples, label included -> transformed features (for TFMA)."""
-      return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+      """Raw tf.Examples, label included -> the 0/1 label, for TFMA.
+
+      Only the label: TFMA slices on a transformed feature before a raw one of the same
+      name, so returning the hashed ids would slice on hash buckets (two ids sharing one
+      reported as a single slice) instead of on the ids as the data holds them.
+      """
+      transformed = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+      return {LABEL_KEY: transformed[LABEL_KEY]}
 
     @tf.function(input_signature=[{
         name: tf.TensorSpec([None], spec.dtype, name=name)

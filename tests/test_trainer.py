@@ -189,6 +189,37 @@ def test_serving_default_errors_name_the_feature(served, example, words):
     served.signatures['serving_default'](examples=tf.constant([example]))
 
 
+def test_evaluator_slices_show_raw_ids_even_when_two_share_a_bucket(trained, tmp_path):
+  """TFMA slices on the model's transform_features output before the raw features: that
+  signature returns the label only, so a slice is an id as written, not a hash bucket."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  fn_args, _, tft_output = trained
+  movies = [str(m).encode() for m in range(100, 400)]
+  buckets = tft_output.transform_features_layer()({
+      'userId': tf.constant([[1]] * len(movies), tf.int64),
+      'movieId': tf.constant([[m] for m in movies])})['movieId'].numpy().ravel().tolist()
+  first = next(i for i, bucket in enumerate(buckets) if buckets.count(bucket) > 1)
+  second = buckets.index(buckets[first], first + 1)
+  shared = (movies[first], movies[second])  # 50 buckets: two of 300 ids must collide
+  path = str(tmp_path / 'eval.tfrecord')
+  with tf.io.TFRecordWriter(path) as writer:
+    for row, movie in enumerate(shared * 10):
+      writer.write(_examples([(row % 7 + 1, movie)], with_rating=True)[0])
+  eval_config = tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(signature_name='serving_default',
+                                  prediction_key='probability', label_key='label',
+                                  preprocessing_function_names=['transform_features'])],
+      slicing_specs=[tfma.SlicingSpec(feature_keys=['movieId'])],
+      metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='ExampleCount')])])
+  result = tfma.run_model_analysis(
+      eval_shared_model=tfma.default_eval_shared_model(fn_args.serving_model_dir,
+                                                       eval_config=eval_config),
+      eval_config=eval_config, data_location=path, output_path=str(tmp_path / 'tfma'))
+  slices = {dict(key)['movieId']: metrics[''][''][ 'example_count']['doubleValue']
+            for key, metrics in result.slicing_metrics}
+  assert slices == {shared[0].decode(): 10.0, shared[1].decode(): 10.0}
+
+
 def test_a_schema_without_bucket_domains_is_refused(trained):
   _, model_inputs, tft_output = trained
   other = ModelInputs(

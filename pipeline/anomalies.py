@@ -25,6 +25,15 @@ class DataAnomaliesError(RuntimeError):
                      'validation.on_anomalies: warn continues anyway)')
 
 
+def _text(info: anomalies_pb2.AnomalyInfo) -> str:
+  """`Out-of-range values (Unexpectedly high value: 9>5)`: what, and by how much
+  (without the "(upto six significant digits)" TFDV appends to numbers)."""
+  short, detail = info.short_description, info.description.split('(upto')[0].strip()
+  if short and detail and detail != short:
+    return f'{short} ({detail})'
+  return short or detail
+
+
 def read(uri: str) -> Dict[str, Dict[str, str]]:
   """Per split of an ExampleAnomalies artifact: each anomalous feature (or DATASET) and
   what is wrong with it; empty dicts when the data is clean."""
@@ -32,11 +41,9 @@ def read(uri: str) -> Dict[str, Dict[str, str]]:
   for split in artifact_files.splits(uri):
     found = anomalies_pb2.Anomalies.FromString(
         artifact_files.read_bytes(os.path.join(uri, f'Split-{split}', 'SchemaDiff.pb')))
-    described = {name: info.short_description or info.description
-                 for name, info in found.anomaly_info.items()}
+    described = {name: _text(info) for name, info in found.anomaly_info.items()}
     if found.HasField('dataset_anomaly_info'):
-      info = found.dataset_anomaly_info
-      described[DATASET] = info.short_description or info.description
+      described[DATASET] = _text(found.dataset_anomaly_info)
     found_by_split[split] = described
   return found_by_split
 

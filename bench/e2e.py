@@ -28,6 +28,7 @@ MODES = {
 }
 # Where a component spends its time: Beam pipelines, TensorFlow training, or neither.
 KIND = {'CsvExampleGen': 'beam', 'StatisticsGen': 'beam', 'ExampleValidator': 'other',
+        'DataValidationGate': 'other', 'ColumnarExamplesGen': 'tf',
         'ImportSchemaGen': 'other', 'Transform': 'beam', 'Trainer': 'tf',
         'latest_blessed_model_resolver': 'other', 'Evaluator': 'beam', 'Pusher': 'other'}
 

@@ -66,6 +66,8 @@ class DatasetConfig(StrictModel):
   columns: Annotated[Dict[str, ColumnType], pydantic.Field(min_length=1)]
   label: LabelConfig
   split: SplitConfig = SplitConfig()
+  # The character between fields: "," (CSV), "\t" (tab-separated), ";" ...
+  delimiter: Annotated[str, pydantic.Field(min_length=1, max_length=1)] = ','
 
   @pydantic.field_validator('columns')
   @classmethod

@@ -3,12 +3,12 @@
 from typing import Iterable, List
 
 
-def read_header(path: str) -> List[str]:
+def read_header(path: str, delimiter: str = ',') -> List[str]:
   """The column names of a CSV file, plain or compressed, local or on Cloud Storage."""
   # Beam's file systems detect compression from the name and read gs:// too.
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
   with FileSystems.open(path) as f:
-    return f.readline().decode('utf-8').strip().split(',')
+    return f.readline().decode('utf-8').strip().split(delimiter)
 
 
 def has_data_row(path: str) -> bool:
@@ -19,12 +19,28 @@ def has_data_row(path: str) -> bool:
     return any(line.strip() for line in iter(f.readline, b''))
 
 
-def check_headers(files: Iterable[str], columns: Iterable[str]) -> None:
+_OTHER_DELIMITERS = {'\t': 'tab-separated: dataset.delimiter: "\\t"',
+                     ',': 'comma-separated: dataset.delimiter: ","',
+                     ';': 'semicolon-separated: dataset.delimiter: ";"',
+                     '|': 'pipe-separated: dataset.delimiter: "|"'}
+
+
+def check_headers(files: Iterable[str], columns: Iterable[str], delimiter: str = ',') -> None:
   """Fails fast, before Beam starts, when an input file lacks the configured columns."""
   expected = list(columns)
   for path in files:
-    header = read_header(path)
+    header = read_header(path, delimiter)
+    if header == ['']:
+      raise ValueError(f'{path}: is empty; the first line must name the columns '
+                       f'({delimiter.join(expected)})')
     missing = [c for c in expected if c not in header]
-    if missing:
-      raise ValueError(f'{path}: header {",".join(header)} lacks the configured '
-                       f'column(s) {", ".join(missing)}')
+    if not missing:
+      continue
+    if len(header) == 1:
+      looks = next((hint for other, hint in _OTHER_DELIMITERS.items()
+                    if other != delimiter and other in header[0]), None)
+      if looks:
+        raise ValueError(f'{path}: the header is one column when split on '
+                         f'{delimiter!r}; the file looks {looks}')
+    raise ValueError(f'{path}: header {delimiter.join(header)} lacks the configured '
+                     f'column(s) {", ".join(missing)}')

@@ -62,6 +62,8 @@ def _example_gen(config: config_lib.RunConfig):
   splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
             for name, buckets in config.dataset.split.model_dump().items()]
   return csv_example_gen.CsvExampleGen(
+      columns=config.dataset.columns,
+      delimiter=config.dataset.delimiter,
       input_base=input_base,
       input_config=tfx.proto.Input(
           splits=[tfx.proto.Input.Split(name='single_split', pattern=pattern)]),

@@ -28,7 +28,7 @@ def check(config: config_lib.RunConfig, memory_bytes: Optional[int] = None) -> N
   """Runs every check for a local run; raises ValueError (ConfigError for a key) with one
   line. `memory_bytes` is the memory training may use (default: what is free now)."""
   files = config_lib.check_inputs_exist(config)
-  input_files.check_headers(files, config.dataset.columns)
+  input_files.check_headers(files, config.dataset.columns, config.dataset.delimiter)
   check_has_rows(config, files)
   if config.paths.schema_file:
     check_schema(config)

@@ -39,7 +39,8 @@ def sample_run(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def shuffled_run(tmp_path_factory):
-  """The pipeline on the sample with its ratings shuffled across rows: nothing to learn."""
+  """The pipeline on the sample with its ratings shuffled across rows: nothing to learn.
+  Written tab-separated (`dataset.delimiter: "\\t"`), so that a TSV input runs end to end."""
   from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('shuffled_run')
   with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
@@ -49,12 +50,12 @@ def shuffled_run(tmp_path_factory):
   random.Random(7).shuffle(ratings)
   data_dir = root / 'shuffled'
   data_dir.mkdir()
-  (data_dir / 'ratings.csv').write_text('\n'.join(
-      [header] + [','.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
-  config = config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
-                                       str(root / 'out'))
-  config = config.model_copy(update={
-      'paths': config.paths.model_copy(update={'input': str(data_dir / '*.csv')})})
+  (data_dir / 'ratings.tsv').write_text('\n'.join(
+      [header.replace(',', '\t')]
+      + ['\t'.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
+  config = config_lib.load_config(SAMPLE_CONFIG, [
+      f'paths.input={data_dir / "*.tsv"}', 'dataset.delimiter="\\t"'])
+  config = config_lib.with_output_root(config, str(root / 'out'))
   return _run_pipeline(config)
 
 

@@ -86,3 +86,9 @@ def test_e2e_times_every_component_of_a_fresh_run(tmp_path):
   assert {'CsvExampleGen', 'Transform', 'Trainer', 'Evaluator', 'Pusher'} <= set(
       run['components'])
   assert run['wall_seconds'] > run['components_seconds'] > 0
+
+
+def test_example_gen_peer(tmp_path):
+  results, printed = _smoke(tmp_path, 'example_gen')
+  assert results['split_counts']['tfx'] == results['split_counts']['project']
+  assert results['project_over_tfx'] > 0 and 'project / tfx rows per second' in printed

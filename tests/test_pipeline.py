@@ -1,6 +1,5 @@
 """The pipeline on the shipped sample, run for real with LocalDagRunner, checked from ML Metadata."""
 
-import gzip
 import os
 import shutil
 import subprocess
@@ -189,34 +188,6 @@ def test_the_trainer_reads_every_transformed_row_as_columnar_blocks(sample_run):
     assert manifest['columns'] == ['label', 'movieId', 'userId']
 
 
-def test_gzip_csv_reads_like_plain_csv(tmp_path):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from apache_beam.testing import util as beam_util  # pylint: disable=g-import-not-at-top
-  from pipeline import csv_example_gen  # pylint: disable=g-import-not-at-top
-  from pipeline import input_files  # pylint: disable=g-import-not-at-top
-  text = 'userId,movieId,rating,timestamp\n1,10,4.5,100\n2,20,3.0,200\n\n3,10,5.0,300\n'
-  (tmp_path / 'plain').mkdir()
-  (tmp_path / 'zipped').mkdir()
-  (tmp_path / 'plain' / 'ratings.csv').write_text(text)
-  with gzip.open(tmp_path / 'zipped' / 'ratings.csv.gz', 'wt') as f:
-    f.write(text)
-  assert input_files.read_header(str(tmp_path / 'zipped' / 'ratings.csv.gz')) == [
-      'userId', 'movieId', 'rating', 'timestamp']
-
-  def rows(examples):
-    return sorted((e.features.feature['userId'].int64_list.value[0],
-                   e.features.feature['movieId'].int64_list.value[0],
-                   e.features.feature['rating'].float_list.value[0]) for e in examples)
-
-  for folder, pattern in (('plain', '*.csv'), ('zipped', '*.csv.gz')):
-    with beam.Pipeline() as p:
-      examples = p | csv_example_gen._CsvToExample(  # pylint: disable=protected-access
-          {'input_base': str(tmp_path / folder)}, pattern)
-      beam_util.assert_that(
-          examples | beam.combiners.ToList() | beam.Map(rows),
-          beam_util.equal_to([[(1, 10, 4.5), (2, 20, 3.0), (3, 10, 5.0)]]))
-
-
 def _blessed(record):
   blessing, = record.outputs_of(_only_execution(record, 'Evaluator').id)['blessing']
   return blessing.custom_properties['blessed'].int_value == 1
@@ -284,3 +255,16 @@ def test_a_model_trained_on_shuffled_labels_is_not_blessed_nor_pushed(shuffled_r
   assert _pushed(record).custom_properties['pushed'].int_value == 0
   assert not os.path.exists(config.paths.serving_dir) or not os.listdir(
       config.paths.serving_dir)
+
+
+@pytest.mark.slow
+def test_a_tab_separated_input_runs_end_to_end(shuffled_run):
+  config, record = shuffled_run
+  assert config.dataset.delimiter == '\t' and config.paths.input.endswith('*.tsv')
+  examples, = record.outputs_of(_only_execution(record, 'CsvExampleGen').id)['examples']
+  rows = _read_examples(examples.uri, 'train') + _read_examples(examples.uri, 'eval')
+  assert len(rows) == 6000
+  first = rows[0].features.feature
+  assert first['userId'].int64_list.value and first['rating'].float_list.value
+  pusher = _only_execution(record, 'Pusher')
+  assert pusher.last_known_state == pusher.COMPLETE

@@ -113,3 +113,27 @@ def test_one_file_with_rows_among_empty_ones_is_enough(tmp_path):
   (data / 'part-1.csv').write_text('userId,movieId,rating,timestamp\n1,2,4.0,3\n')
   config = config_lib.load_config(SAMPLE_CONFIG, [f'paths.input={data}/*.csv'])
   preflight.check(config, memory_bytes=10**9)
+
+
+@pytest.mark.parametrize('contents, words', [
+    ('userId\tmovieId\trating\ttimestamp\n1\t2\t4.0\t3\n',
+     'the header is one column when split on \',\'; the file looks tab-separated: '
+     'dataset.delimiter: "\\t"'),
+    ('', 'is empty; the first line must name the columns (userId,movieId,rating,timestamp)'),
+])
+def test_a_header_problem_is_named(tmp_path, capsys, contents, words):
+  data = tmp_path / 'data'
+  data.mkdir()
+  (data / 'ratings.csv').write_text(contents)
+  err = _refused(tmp_path, capsys, '--set', f'paths.input={data}/*.csv')
+  assert err == f'local_runner.py: {data}/ratings.csv: {words}\n'
+
+
+def test_a_tab_separated_file_passes_with_its_delimiter(tmp_path):
+  data = tmp_path / 'data'
+  data.mkdir()
+  (data / 'ratings.tsv').write_text('userId\tmovieId\trating\ttimestamp\n1\t2\t4.0\t3\n')
+  config = config_lib.load_config(SAMPLE_CONFIG, [f'paths.input={data}/*.tsv',
+                                                  'dataset.delimiter="\\t"'])
+  assert config.dataset.delimiter == '\t'
+  preflight.check(config, memory_bytes=10**9)

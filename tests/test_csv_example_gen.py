@@ -1,0 +1,136 @@
+"""The block-parsing CsvExampleGen writes what TFX's own does (the same examples in the
+same splits), with the config's types, and names the file, line and column of a cell
+that does not fit."""
+
+import gzip
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from conftest import PROJECT_DIR
+from pipeline import csv_blocks
+from pipeline import csv_example_gen
+from pipeline import input_files
+
+SAMPLE = os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')
+COLUMNS = {'userId': 'int', 'movieId': 'int', 'rating': 'float', 'timestamp': 'int'}
+
+
+def _generate(executor, input_base, pattern, output, columns=None, delimiter=','):
+  """Runs an ExampleGen executor as the component does: {split: sorted records}."""
+  examples = standard_artifacts.Examples()
+  examples.uri = str(output)
+  properties = {
+      'input_base': str(input_base),
+      'input_config': proto_utils.proto_to_json(example_gen_pb2.Input(splits=[
+          example_gen_pb2.Input.Split(name='single_split', pattern=pattern)])),
+      'output_config': proto_utils.proto_to_json(example_gen_pb2.Output(
+          split_config=example_gen_pb2.SplitConfig(splits=[
+              example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=4),
+              example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=1)]))),
+  }
+  if columns is not None:
+    properties['custom_config'] = proto_utils.proto_to_json(
+        csv_example_gen._custom_config(columns, delimiter))  # pylint: disable=protected-access
+  executor.Do({}, {'examples': [examples]}, properties)
+  records = {}
+  for split in ('train', 'eval'):
+    files = tf.io.gfile.glob(os.path.join(output, f'Split-{split}', '*'))
+    # Compared as protos: TFX writes features in header order, this module in name order.
+    records[split] = sorted(
+        tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+        for r in tf.data.TFRecordDataset(files, compression_type='GZIP'))
+  return records
+
+
+def _ours(tmp_path, input_base, pattern, columns=COLUMNS, delimiter=','):
+  output = tmp_path / f'ours-{len(list(tmp_path.glob("ours-*")))}'
+  return _generate(csv_example_gen.Executor(), input_base, pattern, output, columns,
+                   delimiter)
+
+
+def test_the_same_examples_in_the_same_splits_as_tfx_csv_example_gen(tmp_path):
+  data = tmp_path / 'data'
+  data.mkdir()
+  shutil.copy(SAMPLE, data)
+  theirs = _generate(tfx_csv_executor.Executor(), data, '*.csv', tmp_path / 'tfx')
+  ours = _ours(tmp_path, data, '*.csv')
+  assert len(ours['train']) + len(ours['eval']) == 6000
+  assert ours == theirs
+
+
+def test_gzip_many_files_and_many_ranges_read_every_row_once(tmp_path, monkeypatch):
+  with open(SAMPLE) as f:
+    header, *rows = f.read().splitlines()
+  data = tmp_path / 'data'
+  data.mkdir()
+  with gzip.open(data / 'part-0.csv.gz', 'wt') as f:
+    f.write('\n'.join([header] + rows[:2500]) + '\n')
+  (data / 'part-1.csv').write_text('\n'.join([header] + rows[2500:]) + '\n')
+  whole = tmp_path / 'whole'
+  whole.mkdir()
+  shutil.copy(SAMPLE, whole)
+  expected = _ours(tmp_path, whole, '*.csv')
+  # Ranges of 1 KB and blocks of 256 bytes: lines cut at every possible place.
+  monkeypatch.setattr(csv_blocks, 'RANGE_BYTES', 1000)
+  monkeypatch.setattr(csv_blocks, 'BLOCK_BYTES', 256)
+  assert len(csv_blocks.file_ranges([str(data / 'part-1.csv')])) > 50
+  assert _ours(tmp_path, data, 'part-*') == expected
+  assert input_files.read_header(str(data / 'part-0.csv.gz')) == header.split(',')
+
+
+def _one_example(tmp_path, text, columns, delimiter=','):
+  data = tmp_path / 'data'
+  data.mkdir(exist_ok=True)
+  (data / 'in.csv').write_text(text)
+  records = _ours(tmp_path, data, '*.csv', columns, delimiter)
+  found = records['train'] + records['eval']
+  return [tf.train.Example.FromString(r).features.feature for r in found]
+
+
+def test_types_come_from_the_config_not_from_the_values(tmp_path):
+  rows = _one_example(tmp_path, 'userId,movieId,rating\n1,007,4\n2,8,5\n',
+                      {'userId': 'int', 'movieId': 'string', 'rating': 'float'})
+  by_user = {r['userId'].int64_list.value[0]: r for r in rows}
+  assert by_user[1]['rating'].float_list.value == [4.0]  # whole numbers, still float
+  assert by_user[1]['movieId'].bytes_list.value == [b'007']  # a string id keeps its zeros
+
+
+def test_a_tab_separated_file_with_quotes_and_missing_cells(tmp_path):
+  rows = _one_example(tmp_path, 'userId\tmovieId\trating\n1\t"a\tb"\t\n\n2\tc\t3.5\n',
+                      {'userId': 'int', 'movieId': 'string', 'rating': 'float'}, '\t')
+  by_user = {r['userId'].int64_list.value[0]: r for r in rows}
+  assert by_user[1]['movieId'].bytes_list.value == [b'a\tb']
+  assert by_user[1]['rating'].HasField('float_list')
+  assert not by_user[1]['rating'].float_list.value  # a missing cell: an empty feature
+  assert by_user[2]['rating'].float_list.value == [3.5]
+
+
+def test_only_the_configured_columns_are_kept(tmp_path):
+  rows = _one_example(tmp_path, 'userId,comment,rating\n1,nice,4.0\n',
+                      {'userId': 'int', 'rating': 'float'})
+  assert set(rows[0]) == {'userId', 'rating'}
+
+
+@pytest.mark.parametrize('line, column, words', [
+    ('3,abc,4.0', 'movieId', "CSV conversion error to int64: invalid value 'abc'"),
+    ('3,12', None, 'Expected 3 columns, got 2'),
+])
+def test_a_bad_row_names_the_file_line_and_column(tmp_path, monkeypatch, line, column,
+                                                  words):
+  monkeypatch.setattr(csv_blocks, 'RANGE_BYTES', 64)  # the bad line in a later range
+  good = '\n'.join(f'{u},{u % 7},4.0' for u in range(1, 11))
+  text = f'userId,movieId,rating\n{good}\n{line}\n1,2,3.0\n'
+  with pytest.raises(csv_blocks.CsvRowError) as raised:
+    _one_example(tmp_path, text, {'userId': 'int', 'movieId': 'int', 'rating': 'float'})
+  where = f'{tmp_path / "data" / "in.csv"}: line 12'
+  if column:
+    where += f': column {column}'
+  assert str(raised.value).startswith(f'{where}: '), str(raised.value)
+  assert words in str(raised.value)

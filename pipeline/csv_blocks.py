@@ -148,7 +148,8 @@ def _single_feature_fields(column: pa.ChunkedArray, name: str) -> List[bytes]:
   encoded = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays([lists], [name]))
   # Each is Example{features: Features{feature: {name: ...}}}: a tag byte and a length
   # around the Features, whose own bytes are the one map entry, tag and length included.
-  return [e[1 + _varint_size(e, 1):] for e in encoded]
+  # The length takes one byte below 128, the usual case.
+  return [e[2:] if len(e) <= 129 else e[1 + _varint_size(e, 1):] for e in encoded]
 
 
 def _varint_size(data: bytes, offset: int) -> int:
@@ -167,14 +168,21 @@ def _varint(value: int) -> bytes:
   return bytes(out)
 
 
+# An Example's first bytes: the tag of its `features` field and the Features' length.
+_EXAMPLE_PREFIX = [b'\n' + _varint(length) for length in range(1 << 14)]
+
+
 def encode(table: pa.Table) -> List[bytes]:
   """Serialized tf.Examples of a table's rows, byte for byte TFX's deterministic ones."""
   by_column = [_single_feature_fields(table.column(name), name)
                for name in sorted(table.column_names)]
+  prefix = _EXAMPLE_PREFIX
   examples = []
   for fields in zip(*by_column):
     features = b''.join(fields)
-    examples.append(b'\n' + _varint(len(features)) + features)
+    length = len(features)
+    examples.append((prefix[length] if length < 16384 else b'\n' + _varint(length))
+                    + features)
   return examples
 
 

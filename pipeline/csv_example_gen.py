@@ -29,7 +29,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from pipeline import csv_blocks
-from pipeline.input_files import read_header
+from pipeline import input_files
 
 # custom_config keys: {column name: 'int' | 'float' | 'string'} and the field delimiter.
 COLUMNS_KEY = 'columns'
@@ -95,11 +95,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     files = sorted(fileio.glob(pattern))
     if not files:
       raise RuntimeError(f'Split pattern {pattern} does not match any files.')
-    header = read_header(files[0], delimiter)
+    # The same checks as before a local run, for inputs only the pipeline can read (gs://).
+    input_files.check_headers(files[:1], columns, delimiter)
+    header = input_files.read_header(files[0], delimiter)
     for path in files[1:]:
-      if read_header(path, delimiter) != header:
+      if input_files.read_header(path, delimiter) != header:
         raise RuntimeError(f'{path} has a different header from {files[0]}: '
-                           f'{read_header(path, delimiter)} != {header}')
+                           f'{input_files.read_header(path, delimiter)} != {header}')
 
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])

@@ -15,6 +15,7 @@ from typing import Iterator, List, Mapping, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
+from pyarrow import compute as pc
 from pyarrow import csv as arrow_csv
 from apache_beam.io.filesystems import FileSystems
 from tfx_bsl.coders import example_coder
@@ -136,20 +137,72 @@ def row_error(block: bytes, first_line: int, path: str, header: Sequence[str],
 _COLUMN = re.compile(r'^In CSV column #(\d+): ')
 
 
-def _single_feature_fields(column: pa.ChunkedArray, name: str) -> List[bytes]:
-  """Per row, the bytes of one entry of an Example's feature map, field tag included:
-  what this column adds to each row's serialized Example."""
-  values = column.combine_chunks()
-  if pa.types.is_floating(values.type):
-    values = values.cast(pa.float32())
+def _encoded_fields(values: pa.Array, name: str) -> pa.Array:
+  """Per row, the bytes one feature adds to a serialized Example (its map entry, tag and
+  length included), encoded by tfx_bsl in C++: any type, any length."""
   present = np.asarray(values.is_valid(), dtype=np.int32)
   offsets = np.concatenate([[0], np.cumsum(present)]).astype(np.int32)
   lists = pa.ListArray.from_arrays(pa.array(offsets), values.drop_null())
   encoded = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays([lists], [name]))
   # Each is Example{features: Features{feature: {name: ...}}}: a tag byte and a length
   # around the Features, whose own bytes are the one map entry, tag and length included.
-  # The length takes one byte below 128, the usual case.
-  return [e[2:] if len(e) <= 129 else e[1 + _varint_size(e, 1):] for e in encoded]
+  return pa.array([e[1 + _varint_size(e, 1):] for e in encoded], pa.binary())
+
+
+# Wire tags: Features.feature (1), its entry's key (1) and value (2), Feature.float_list
+# (2) and int64_list (3), and the packed `value` (1) of either list.
+_ENTRY, _KEY, _VALUE, _FLOATS, _INTS, _PACKED = 0x0A, 0x0A, 0x12, 0x12, 0x1A, 0x0A
+
+
+def _number_fields(values: pa.Array, name: str) -> pa.Array:
+  """What `_encoded_fields` returns, for a column of int64 or float32 scalars, built with
+  numpy: every row is the same few tags and lengths around its value's bytes."""
+  key = np.frombuffer(name.encode(), dtype=np.uint8)
+  k, rows = len(key), len(values)
+  valid = np.asarray(values.is_valid())
+  if pa.types.is_integer(values.type):
+    tag = _INTS
+    raw = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
+    # A varint: 7 bits a byte, low bits first, the high bit set on all but the last.
+    sizes = np.ones(rows, np.int64)
+    for shift in range(7, 64, 7):
+      sizes += (raw >> np.uint64(shift)) > 0
+    payload = np.stack([((raw >> np.uint64(7 * i)) & np.uint64(0x7F)).astype(np.uint8)
+                        for i in range(10)], axis=1)
+    payload[np.arange(10)[None, :] < (sizes - 1)[:, None]] |= 0x80
+  else:
+    tag = _FLOATS
+    floats = values.fill_null(0).to_numpy(zero_copy_only=False).astype('<f4')
+    payload = floats.view(np.uint8).reshape(rows, 4)
+    sizes = np.full(rows, 4, np.int64)
+  width = 10 + k + payload.shape[1]
+  fields = np.zeros((rows, width), np.uint8)
+  fields[:, 0] = _ENTRY
+  fields[:, 1] = 8 + k + sizes  # the entry: key field, value field
+  fields[:, 2], fields[:, 3], fields[:, 4:4 + k] = _KEY, k, key
+  fields[:, 4 + k], fields[:, 5 + k] = _VALUE, 4 + sizes  # the Feature
+  fields[:, 6 + k], fields[:, 7 + k] = tag, 2 + sizes  # its list
+  fields[:, 8 + k], fields[:, 9 + k] = _PACKED, sizes  # the packed values
+  fields[:, 10 + k:] = payload
+  lengths = 10 + k + sizes
+  missing = ~valid  # an empty list: Feature{int64_list {}}, as TFX writes a missing cell
+  fields[missing, 1], fields[missing, 5 + k], fields[missing, 7 + k] = 6 + k, 2, 0
+  lengths[missing] = 8 + k
+  data = fields[np.arange(width)[None, :] < lengths[:, None]]
+  offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+  return pa.BinaryArray.from_buffers(pa.binary(), rows,
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _fields(column: pa.ChunkedArray, name: str) -> pa.Array:
+  values = column.combine_chunks()
+  if pa.types.is_floating(values.type):
+    values = values.cast(pa.float32())  # tf.train.FloatList holds float32
+  # Lengths of one byte each (the numpy path) hold for names shorter than 100 bytes.
+  if (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)) and (
+      len(name.encode()) < 100):
+    return _number_fields(values, name)
+  return _encoded_fields(values, name)
 
 
 def _varint_size(data: bytes, offset: int) -> int:
@@ -169,27 +222,27 @@ def _varint(value: int) -> bytes:
 
 
 # An Example's first bytes: the tag of its `features` field and the Features' length.
-_EXAMPLE_PREFIX = [b'\n' + _varint(length) for length in range(1 << 14)]
+_EXAMPLE_PREFIX = pa.array([b'\n' + _varint(length) for length in range(1 << 14)],
+                           pa.binary())
 
 
 def encode(table: pa.Table) -> List[bytes]:
-  """Serialized tf.Examples of a table's rows, byte for byte TFX's deterministic ones."""
-  by_column = [_single_feature_fields(table.column(name), name)
-               for name in sorted(table.column_names)]
-  prefix = _EXAMPLE_PREFIX
-  examples = []
-  for fields in zip(*by_column):
-    features = b''.join(fields)
-    length = len(features)
-    examples.append((prefix[length] if length < 16384 else b'\n' + _varint(length))
-                    + features)
-  return examples
+  """Serialized tf.Examples of a table's rows, byte for byte TFX's deterministic ones
+  (`SerializeToString(deterministic=True)`: features in name order)."""
+  fields = [_fields(table.column(name), name) for name in sorted(table.column_names)]
+  features = pc.binary_join_element_wise(*fields, b'')
+  lengths = pc.binary_length(features)
+  if pc.max(lengths).as_py() >= 1 << 14:
+    return [b'\n' + _varint(len(f)) + f for f in features.to_pylist()]
+  return pc.binary_join_element_wise(_EXAMPLE_PREFIX.take(lengths), features,
+                                     b'').to_pylist()
 
 
 def split_of(examples: Sequence[bytes], buckets: Sequence[int]) -> np.ndarray:
   """The split index of each example, as TFX's ExampleGen assigns it: the sha256 of the
   serialized example modulo the total hash buckets, against the cumulative buckets."""
   total = buckets[-1]
-  hashed = np.fromiter((int(hashlib.sha256(e).hexdigest(), 16) % total for e in examples),
-                       dtype=np.int64, count=len(examples))
+  hashed = np.fromiter(
+      (int.from_bytes(hashlib.sha256(e).digest(), 'big') % total for e in examples),
+      dtype=np.int64, count=len(examples))
   return np.searchsorted(np.asarray(buckets), hashed, side='right')

@@ -134,3 +134,34 @@ def test_a_bad_row_names_the_file_line_and_column(tmp_path, monkeypatch, line, c
     where += f': column {column}'
   assert str(raised.value).startswith(f'{where}: '), str(raised.value)
   assert words in str(raised.value)
+
+
+def test_the_encoding_is_tfx_deterministic_serialization_for_any_values():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  rows = 500
+  ints = rng.integers(-2**63, 2**63 - 1, rows, dtype=np.int64)
+  ints[:50] = rng.integers(-300, 300, 50)  # small, negative and zero too
+  floats = rng.normal(0, 1e6, rows).astype(np.float64)
+  strings = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in
+             rng.integers(0, 300, rows)]  # some longer than 127 bytes
+  missing = rng.random((3, rows)) < 0.1
+  long_name = 'a' * 120  # a name too long for one-byte lengths
+  table = pa.table({
+      'userId': pa.array(ints, mask=missing[0]),
+      'rating': pa.array(floats, mask=missing[1]),
+      'movieId': pa.array(strings, pa.binary(), mask=missing[2]),
+      long_name: pa.array(ints),
+  })
+  encoded = csv_blocks.encode(table)
+  for row in range(rows):
+    example = tf.train.Example()
+    for name, kind in (('userId', 'int64'), ('rating', 'float'), ('movieId', 'bytes'),
+                       (long_name, 'int64')):
+      value = table.column(name)[row].as_py()
+      kind_list = getattr(example.features.feature[name], f'{kind}_list')
+      kind_list.SetInParent()  # a missing cell: an empty list, as TFX's ExampleGen writes
+      if value is not None:
+        kind_list.value.append(value)
+    assert encoded[row] == example.SerializeToString(deterministic=True), row

@@ -165,3 +165,15 @@ def test_the_encoding_is_tfx_deterministic_serialization_for_any_values():
       if value is not None:
         kind_list.value.append(value)
     assert encoded[row] == example.SerializeToString(deterministic=True), row
+
+
+def test_writing_a_range_again_replaces_its_files(tmp_path):
+  """What a retried bundle does: the range's files are named by the range, so a second
+  attempt overwrites the first instead of adding its rows twice."""
+  data = tmp_path / 'data'
+  data.mkdir()
+  shutil.copy(SAMPLE, data)
+  output = tmp_path / 'out'
+  once = _generate(csv_example_gen.Executor(), data, '*.csv', output, COLUMNS)
+  twice = _generate(csv_example_gen.Executor(), data, '*.csv', output, COLUMNS)
+  assert twice == once and len(once['train']) + len(once['eval']) == 6000

@@ -39,9 +39,8 @@ def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
 
 def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
   """Per split: the statistics as StatisticsGen wrote them."""
-  return {split: statistics_pb2.DatasetFeatureStatisticsList.FromString(
-      artifact_files.read_bytes(os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')))
-          for split in artifact_files.splits(uri)}
+  return artifact_files.split_protos(uri, 'FeatureStats.pb',
+                                    statistics_pb2.DatasetFeatureStatisticsList)
 
 
 def summarize_statistics(protos: Dict[str, statistics_pb2.DatasetFeatureStatisticsList]

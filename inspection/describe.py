@@ -48,9 +48,8 @@ def stop_reason(store: RunStore, run: RunRecord) -> List[str]:
     return [f'stopped: {execution.component} failed (its error is in the run\'s log)']
   anomalies = store.output(run, 'ExampleValidator', 'anomalies')
   statistics = store.output(run, 'StatisticsGen', 'statistics')
-  found = anomalies_lib.lines(anomalies_lib.with_empty_splits(
-      anomalies_lib.read(anomalies.uri) if anomalies else {},
-      anomalies_lib.example_counts(statistics.uri) if statistics else {}))
+  found = anomalies_lib.gate_lines(anomalies.uri if anomalies else None,
+                                   statistics.uri if statistics else None)
   return ['stopped by DataValidationGate: the data broke the schema '
           '(validation.on_anomalies: fail)'] + [f'  {line}' for line in found]
 

@@ -4,8 +4,7 @@ Shared by the validation gate (which stops the run on anomalies) and the inspect
 (which shows them); no TFX and no TensorFlow for local artifacts.
 """
 
-import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
@@ -38,9 +37,8 @@ def read(uri: str) -> Dict[str, Dict[str, str]]:
   """Per split of an ExampleAnomalies artifact: each anomalous feature (or DATASET) and
   what is wrong with it; empty dicts when the data is clean."""
   found_by_split = {}
-  for split in artifact_files.splits(uri):
-    found = anomalies_pb2.Anomalies.FromString(
-        artifact_files.read_bytes(os.path.join(uri, f'Split-{split}', 'SchemaDiff.pb')))
+  for split, found in artifact_files.split_protos(uri, 'SchemaDiff.pb',
+                                                  anomalies_pb2.Anomalies).items():
     described = {name: _text(info) for name, info in found.anomaly_info.items()}
     if found.HasField('dataset_anomaly_info'):
       described[DATASET] = _text(found.dataset_anomaly_info)
@@ -50,13 +48,10 @@ def read(uri: str) -> Dict[str, Dict[str, str]]:
 
 def example_counts(statistics_uri: str) -> Dict[str, int]:
   """Per split of an ExampleStatistics artifact: how many examples it has."""
-  counts = {}
-  for split in artifact_files.splits(statistics_uri):
-    statistics = statistics_pb2.DatasetFeatureStatisticsList.FromString(
-        artifact_files.read_bytes(os.path.join(statistics_uri, f'Split-{split}',
-                                               'FeatureStats.pb')))
-    counts[split] = sum(dataset.num_examples for dataset in statistics.datasets)
-  return counts
+  return {split: sum(dataset.num_examples for dataset in statistics.datasets)
+          for split, statistics in artifact_files.split_protos(
+              statistics_uri, 'FeatureStats.pb',
+              statistics_pb2.DatasetFeatureStatisticsList).items()}
 
 
 def with_empty_splits(found_by_split: Dict[str, Dict[str, str]],
@@ -75,3 +70,10 @@ def lines(found_by_split: Dict[str, Dict[str, str]]) -> List[str]:
   """`split.feature: what is wrong`, one per anomaly."""
   return [f'{split}.{feature}: {text}' for split, found in found_by_split.items()
           for feature, text in sorted(found.items())]
+
+
+def gate_lines(anomalies_uri: Optional[str], statistics_uri: Optional[str]) -> List[str]:
+  """What the validation gate judges by: ExampleValidator's anomalies and the empty
+  splits of StatisticsGen's statistics, a line each (an absent artifact adds none)."""
+  return lines(with_empty_splits(read(anomalies_uri) if anomalies_uri else {},
+                                 example_counts(statistics_uri) if statistics_uri else {}))

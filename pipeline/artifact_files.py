@@ -2,7 +2,7 @@
 for local paths (so that listing runs stays quick)."""
 
 import os
-from typing import List
+from typing import Any, Dict, List
 
 
 def read_bytes(path: str) -> bytes:
@@ -24,3 +24,9 @@ def list_dir(path: str) -> List[str]:
 def splits(uri: str) -> List[str]:
   """The split names of a split artifact (its Split-<name> folders)."""
   return sorted(name[len('Split-'):] for name in list_dir(uri) if name.startswith('Split-'))
+
+
+def split_protos(uri: str, file_name: str, proto_class) -> Dict[str, Any]:
+  """Per split of a split artifact: its `file_name`, a serialized `proto_class`."""
+  return {split: proto_class.FromString(
+      read_bytes(os.path.join(uri, f'Split-{split}', file_name))) for split in splits(uri)}

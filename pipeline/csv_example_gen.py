@@ -100,12 +100,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if not files:
       raise RuntimeError(f'Split pattern {pattern} does not match any files.')
     # The same checks as before a local run, for inputs only the pipeline can read (gs://).
-    input_files.check_headers(files[:1], columns, delimiter)
-    header = input_files.read_header(files[0], delimiter)
+    header = input_files.check_header(files[0], columns, delimiter)
     for path in files[1:]:
-      if input_files.read_header(path, delimiter) != header:
+      other = input_files.read_header(path, delimiter)
+      if other != header:
         raise RuntimeError(f'{path} has a different header from {files[0]}: '
-                           f'{input_files.read_header(path, delimiter)} != {header}')
+                           f'{other} != {header}')
 
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])

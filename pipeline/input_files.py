@@ -27,15 +27,20 @@ _OTHER_DELIMITERS = {'\t': 'tab-separated: dataset.delimiter: "\\t"',
 
 def check_headers(files: Iterable[str], columns: Iterable[str], delimiter: str = ',') -> None:
   """Fails fast, before Beam starts, when an input file lacks the configured columns."""
-  expected = list(columns)
   for path in files:
-    header = read_header(path, delimiter)
-    if header == ['']:
-      raise ValueError(f'{path}: is empty; the first line must name the columns '
-                       f'({delimiter.join(expected)})')
-    missing = [c for c in expected if c not in header]
-    if not missing:
-      continue
+    check_header(path, columns, delimiter)
+
+
+def check_header(path: str, columns: Iterable[str], delimiter: str = ',') -> List[str]:
+  """The file's column names, once they hold the configured ones; else ValueError
+  naming the file and what is wrong (an empty file, the wrong delimiter, a column)."""
+  expected = list(columns)
+  header = read_header(path, delimiter)
+  if header == ['']:
+    raise ValueError(f'{path}: is empty; the first line must name the columns '
+                     f'({delimiter.join(expected)})')
+  missing = [c for c in expected if c not in header]
+  if missing:
     if len(header) == 1:
       looks = next((hint for other, hint in _OTHER_DELIMITERS.items()
                     if other != delimiter and other in header[0]), None)
@@ -44,3 +49,4 @@ def check_headers(files: Iterable[str], columns: Iterable[str], delimiter: str =
                          f'{delimiter!r}; the file looks {looks}')
     raise ValueError(f'{path}: header {delimiter.join(header)} lacks the configured '
                      f'column(s) {", ".join(missing)}')
+  return header

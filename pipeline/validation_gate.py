@@ -31,8 +31,7 @@ def DataValidationGate(  # pylint: disable=invalid-name
     on_anomalies: tfx.dsl.components.Parameter[str] = FAIL,
 ) -> None:
   """Raises DataAnomaliesError on anomalies unless `on_anomalies` is 'warn'."""
-  found = anomalies_lib.lines(anomalies_lib.with_empty_splits(
-      anomalies_lib.read(anomalies.uri), anomalies_lib.example_counts(statistics.uri)))
+  found = anomalies_lib.gate_lines(anomalies.uri, statistics.uri)
   if found and on_anomalies != WARN:
     raise anomalies_lib.DataAnomaliesError(found)
   for line in found:

@@ -94,7 +94,9 @@ def tf_example_dataset(tfrecord_path: str, batch_size: int) -> tf.data.Dataset:
 def write_columnar(tfrecord_path: str, out_dir: str) -> str:
   """What ColumnarExamplesGen writes for the split."""
   if not columnar.is_columnar(out_dir):
-    columnar.write_split([tfrecord_path], FEATURE_SPEC, out_dir, seed=1)
+    chunks = columnar.read_columns([tfrecord_path], FEATURE_SPEC,
+                                   chunk_rows=16 * columnar.DEFAULT_BLOCK_ROWS)
+    columnar.write_split(chunks, sorted(FEATURE_SPEC), out_dir, seed=1)
   return out_dir
 
 

@@ -43,6 +43,15 @@ def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatis
                                     statistics_pb2.DatasetFeatureStatisticsList)
 
 
+def statistics_sample_rate(execution_properties: Dict[str, Any]) -> Optional[float]:
+  """The share of rows a StatisticsGen execution read, or None when it read them all.
+
+  TFX stores the TFDV options as the JSON of StatsOptions' attributes.
+  """
+  options = json.loads(str(execution_properties.get('stats_options_json') or 'null'))
+  return (options or {}).get('_sample_rate')
+
+
 def summarize_statistics(protos: Dict[str, statistics_pb2.DatasetFeatureStatisticsList]
                          ) -> Dict[str, Dict[str, Any]]:
   """Per split: the example count and a summary of each feature."""

@@ -112,16 +112,17 @@ def _thresholds(evaluation_uri: str) -> List[str]:
       thresholds = [t['threshold'] for t in metric.get('perSliceThresholds', [])]
       if 'threshold' in metric:
         thresholds.append(metric['threshold'])
+      # The name the metric reports under (as the metrics tables show it), if given.
+      name = json.loads(metric.get('config') or '{}').get('name') or metric['className']
       for threshold in thresholds:
         value = threshold.get('valueThreshold', {})
         if 'lowerBound' in value:
-          described.append(f'{metric["className"]} >= {value["lowerBound"]:g}')
+          described.append(f'{name} >= {value["lowerBound"]:g}')
         if 'upperBound' in value:
-          described.append(f'{metric["className"]} <= {value["upperBound"]:g}')
+          described.append(f'{name} <= {value["upperBound"]:g}')
         change = threshold.get('changeThreshold', {})
         if 'absolute' in change:
-          described.append(f'{metric["className"]} change against the baseline >= '
-                           f'{change["absolute"]:g}')
+          described.append(f'{name} change against the baseline >= {change["absolute"]:g}')
   return described
 
 

@@ -61,8 +61,11 @@ def _example_gen(execution, outputs) -> str:
 def _statistics(execution, outputs) -> str:
   statistics = _first(outputs, 'statistics')
   protos = artifact_contents.statistics_protos(statistics.uri)
-  return 'rows: ' + _rows({split: proto.datasets[0].num_examples
-                           for split, proto in protos.items()})
+  counts = _rows({split: proto.datasets[0].num_examples for split, proto in protos.items()})
+  sample_rate = artifact_contents.statistics_sample_rate(execution.properties)
+  if sample_rate is not None:
+    return f'rows in a {sample_rate:.0%} sample: {counts}'
+  return f'rows: {counts}'
 
 
 def _schema(execution, outputs) -> str:

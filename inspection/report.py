@@ -120,9 +120,13 @@ def _statistics_section(store: RunStore, run: RunRecord) -> str:
     return '<h2>Data</h2><p>StatisticsGen did not run.</p>'
   protos = artifact_contents.statistics_protos(statistics.uri)
   by_split = artifact_contents.summarize_statistics(protos)
+  sample_rate = artifact_contents.statistics_sample_rate(statistics.producer.properties
+                                                         if statistics.producer else {})
   parts = ['<h2>Data</h2>',
            '<p>' + ', '.join(f'{_e(split)}: {s["num_examples"]:,} examples'
-                             for split, s in by_split.items()) + '</p>']
+                             for split, s in by_split.items())
+           + (f' (statistics.sample_rate: a {sample_rate:.0%} sample)' if sample_rate else '')
+           + '</p>']
   for split, stats in by_split.items():
     rows = [(name, f['type'], f['present'], f['missing'], f.get('mean'), f.get('std_dev'),
              f.get('min'), f.get('max'), f.get('unique'))
@@ -185,7 +189,7 @@ def _evaluation_section(store: RunStore, run: RunRecord) -> str:
              else '<span class="bad">NOT BLESSED</span>')
   overall = evaluation['overall']
   names = [n for n in overall if not n.endswith('_diff')]
-  columns = [n for n in ('example_count', 'auc', 'auc_precision_recall', 'mean_label',
+  columns = [n for n in ('example_count', 'auc', 'average_precision', 'mean_label',
                          'mean_prediction', 'calibration') if n in names]
   slices = ''
   if evaluation['slices']:

@@ -2,9 +2,12 @@
 
 Parsing tf.Example protos row by row tops out near 0.4 M rows/s on two cores, below
 what the model trains at. Transform's output is a few int64 columns (hashed ids and
-the label), so the pipeline writes it once more as blocks: one file per block of rows,
-holding every column as one serialized int64 tensor [columns, rows]. Reading a block
-is one file read and one memory copy; shuffling and batching are whole-tensor ops.
+the label), so the pipeline writes it as blocks: one file per block of rows, holding
+every column as one serialized int64 tensor [columns, rows]. Reading a block is one
+file read and one memory copy; shuffling and batching are whole-tensor ops. The blocks
+are made from the raw examples with Transform's graph applied a chunk at a time
+(pipeline/columnar_examples.py), not from Transform's own tf.Examples, which cost
+Transform most of its time to write.
 
 Layout of a split directory:
 
@@ -18,7 +21,7 @@ every epoch and rows are permuted within a window of blocks.
 
 import json
 import os
-from typing import Dict, Iterator, List, Mapping
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -44,28 +47,31 @@ def block_path(split_dir: str, index: int) -> str:
   return os.path.join(split_dir, f'block-{index:05d}.tensor')
 
 
-def _read_rows(example_files: List[str], feature_spec, columns: List[str], chunk_rows: int
-               ) -> Iterator[np.ndarray]:
-  """The transformed examples as int64 [columns, rows] chunks, in file order."""
+def read_columns(example_files: List[str], feature_spec, chunk_rows: int,
+                 transform: Optional[Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]] = None
+                 ) -> Iterator[Dict[str, np.ndarray]]:
+  """Chunks of GZIP tf.Examples as {name: int64 [rows]}, in file order.
+
+  `transform` (e.g. Transform's graph, applied to raw examples) runs on each parsed
+  chunk inside tf.data, so a chunk is one call, not one call per row.
+  """
   dataset = (tf.data.TFRecordDataset(example_files, compression_type='GZIP')
              .batch(chunk_rows)
              .map(lambda records: tf.io.parse_example(records, feature_spec),
-                  num_parallel_calls=tf.data.AUTOTUNE)
-             .prefetch(2))
-  for batch in dataset:
-    yield np.stack([np.reshape(batch[name].numpy(), [-1]) for name in columns])
+                  num_parallel_calls=tf.data.AUTOTUNE))
+  if transform is not None:
+    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+  for batch in dataset.prefetch(2):
+    yield {name: np.reshape(tensor.numpy(), [-1]) for name, tensor in batch.items()}
 
 
-def write_split(example_files: List[str], feature_spec, out_dir: str,
+def write_split(chunks: Iterable[Mapping[str, np.ndarray]], columns: List[str], out_dir: str,
                 block_rows: int = DEFAULT_BLOCK_ROWS, seed: int = 0) -> Dict[str, int]:
-  """Writes one split's tf.Examples (GZIP TFRecord) as columnar blocks; returns counts.
+  """Writes one split's `columns` of `chunks` as columnar blocks; returns counts.
 
-  Rows are permuted within chunks of 16 blocks as they are written, so that a file
-  sorted by user or time does not stay sorted in the blocks.
+  Rows are permuted within each chunk as they are written, so that a file sorted by
+  user or time does not stay sorted in the blocks.
   """
-  if not example_files:
-    raise ValueError(f'no examples to write to {out_dir}')
-  columns = check_feature_spec(feature_spec)
   tf.io.gfile.makedirs(out_dir)
   rng = np.random.default_rng(seed)
   blocks = rows = 0
@@ -77,13 +83,16 @@ def write_split(example_files: List[str], feature_spec, out_dir: str,
                      tf.io.serialize_tensor(tf.constant(data, tf.int64)))
     blocks += 1
 
-  for chunk in _read_rows(example_files, feature_spec, columns, chunk_rows=16 * block_rows):
+  for chunk in chunks:
+    chunk = np.stack([np.asarray(chunk[name], np.int64) for name in columns])
     chunk = chunk[:, rng.permutation(chunk.shape[1])]
     rows += chunk.shape[1]
     pending = np.concatenate([pending, chunk], axis=1)
     while pending.shape[1] >= block_rows:
       flush(pending[:, :block_rows])
       pending = pending[:, block_rows:]
+  if not rows:
+    raise ValueError(f'no examples to write to {out_dir}')
   if pending.shape[1]:
     flush(pending)
   manifest = {'columns': columns, 'rows': rows, 'block_rows': block_rows, 'blocks': blocks}

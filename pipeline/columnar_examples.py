@@ -1,8 +1,10 @@
-"""ColumnarExamplesGen: Transform's output once more, as columnar blocks for the Trainer.
+"""ColumnarExamplesGen: the raw examples through Transform's graph, as columnar blocks.
 
 The Trainer reads these instead of parsing tf.Examples row by row (modules/columnar.py
-says why and how). The output is an ordinary `Examples` artifact with the same splits,
-so ML Metadata records it, its lineage and its reuse like any other.
+says why and how). Transform's graph is applied here, in TensorFlow a chunk of rows at a
+time, so that Transform itself need not write transformed tf.Examples (Beam, a Python
+call per row: most of its time). The output is an ordinary `Examples` artifact with the
+same splits, so ML Metadata records it, its lineage and its reuse like any other.
 """
 
 import os
@@ -29,18 +31,24 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
     # Not read: a hash of modules/ that makes a code change rerun this component.
     module_fingerprint: tfx.dsl.components.Parameter[str] = '',
 ) -> None:
-  """Writes every split of the transformed examples as columnar blocks."""
+  """Writes every split of `examples`, transformed, as columnar blocks."""
   del module_fingerprint
-  feature_spec = tft.TFTransformOutput(transform_graph.uri).transformed_feature_spec()
+  tft_output = tft.TFTransformOutput(transform_graph.uri)
   try:
-    columnar.check_feature_spec(feature_spec)
+    columns = columnar.check_feature_spec(tft_output.transformed_feature_spec())
   except ValueError as e:
     raise ValueError(f'{e}. Set training.input_format: tf_example to train on the '
                      'tf.Examples instead.') from None
+
+  def transform(raw_features):
+    return tft_output.transform_raw_features(raw_features, drop_unused_features=True)
+
   for split in artifact_utils.decode_split_names(examples.split_names):
     split_uri = artifact_utils.get_split_uri([examples], split)
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, '*')))
-    manifest = columnar.write_split(files, feature_spec,
+    chunks = columnar.read_columns(files, tft_output.raw_feature_spec(),
+                                   chunk_rows=16 * block_rows, transform=transform)
+    manifest = columnar.write_split(chunks, columns,
                                     os.path.join(columnar_examples.uri, f'Split-{split}'),
                                     block_rows=block_rows, seed=seed)
     columnar_examples.set_int_custom_property(f'{split}_rows', manifest['rows'])

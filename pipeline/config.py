@@ -96,6 +96,14 @@ class EvaluationConfig(StrictModel):
   slice_by: Tuple[Text, ...] = ()
 
 
+class StatisticsConfig(StrictModel):
+  """How StatisticsGen reads the data."""
+  # The share of rows StatisticsGen reads (TFDV's sample_rate), for inputs so large
+  # that reading all of them is slow; the anomaly checks then see the sample. Absent:
+  # every row.
+  sample_rate: Optional[Annotated[float, pydantic.Field(strict=True, gt=0, le=1)]] = None
+
+
 class ValidationConfig(StrictModel):
   """What anomalies in the data (ExampleValidator against the schema) do to a run."""
   # fail: the run stops before Transform, a line per anomaly, exit 1; warn: it goes on.
@@ -133,6 +141,8 @@ class PathsConfig(StrictModel):
 
 
 class BeamConfig(StrictModel):
+  # One process: at 100K and 1M rows two worker processes made the whole run 1.4x
+  # slower on two cores (bench/README.md, "Beam mode").
   direct_running_mode: Literal['in_memory', 'multi_threading',
                                'multi_processing'] = 'in_memory'
   # 0 is one worker per core.
@@ -156,6 +166,7 @@ class RunConfig(StrictModel):
   features: Dict[str, FeatureOptions]
   training: TrainingOptions
   evaluation: EvaluationConfig
+  statistics: StatisticsConfig = StatisticsConfig()
   validation: ValidationConfig = ValidationConfig()
   paths: PathsConfig
   beam: BeamConfig = BeamConfig()

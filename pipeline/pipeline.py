@@ -7,14 +7,17 @@ graph by construction.
 
 import glob
 import hashlib
+import json
 import os
 from typing import List, Optional, Tuple
 
+import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from contract import names
+from modules import evaluation_metrics
 from pipeline import columnar_examples
 from pipeline import config as config_lib
 from pipeline import csv_example_gen
@@ -89,18 +92,16 @@ def eval_config(config: config_lib.RunConfig) -> tfma.EvalConfig:
           preprocessing_function_names=[names.TRANSFORM_SIGNATURE])],
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[column]) for column in evaluation.slice_by],
+      # One pass over the examples gives every metric (modules/evaluation_metrics.py).
       metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name='ExampleCount'),
-          # Judged overall: a rarely rated movie's slice is too small to gate on.
-          tfma.MetricConfig(class_name='AUC', per_slice_thresholds=[
-              tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                           threshold=auc_threshold)]),
-          tfma.MetricConfig(class_name='AUCPrecisionRecall'),
-          tfma.MetricConfig(class_name='BinaryAccuracy'),
-          tfma.MetricConfig(class_name='Calibration'),
-          tfma.MetricConfig(class_name='MeanLabel'),
-          tfma.MetricConfig(class_name='MeanPrediction'),
-      ])])
+          tfma.MetricConfig(
+              class_name=metric.__name__, module=evaluation_metrics.__name__,
+              config=json.dumps({'name': metric.METRIC}),
+              # Judged overall: a rarely rated movie's slice is too small to gate on.
+              per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                  slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold)]
+              if metric is evaluation_metrics.OnePassAUC else None)
+          for metric in evaluation_metrics.CLASSES])])
 
 
 def create_pipeline(
@@ -132,7 +133,10 @@ def create_pipeline(
     vertex_lib.check(config)
     config = vertex_lib.for_image(config)
   example_gen = _example_gen(config)
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+  sample_rate = config.statistics.sample_rate
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples'],
+      stats_options=tfdv.StatsOptions(sample_rate=sample_rate) if sample_rate else None)
   if config.paths.schema_file:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.paths.schema_file)
   else:
@@ -150,23 +154,31 @@ def create_pipeline(
       names.MODEL_INPUTS_KEY: config.model_inputs.to_dict(),
       names.MODULE_FINGERPRINT_KEY: module_fingerprint(),
   }
+  training = vertex_lib.training(config) if on_vertex else config.training
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=names.PREPROCESSING_FN,
-      custom_config=module_config)
+      custom_config=module_config,
+      # Transformed tf.Examples are written only for the Trainer that reads them; the
+      # columnar input applies the transform graph itself, in TensorFlow, far faster.
+      materialize=training.input_format == 'tf_example',
+      # Nothing reads Transform's own statistics (StatisticsGen has the raw data's) or
+      # its analyzer cache (no run passes one back in).
+      disable_statistics=True,
+      disable_analyzer_cache=True)
   # Nothing is transformed, trained or pushed from data the gate has not let through.
   transform.add_upstream_node(validation_gate)
-  training = vertex_lib.training(config) if on_vertex else config.training
-  training_examples = transform.outputs['transformed_examples']
   columnar = None
   if training.input_format == 'columnar':
     columnar = columnar_examples.ColumnarExamplesGen(
-        examples=training_examples,
+        examples=example_gen.outputs['examples'],
         transform_graph=transform.outputs['transform_graph'],
         seed=training.seed,
         module_fingerprint=module_config[names.MODULE_FINGERPRINT_KEY])
     training_examples = columnar.outputs['columnar_examples']
+  else:
+    training_examples = transform.outputs['transformed_examples']
   latest_blessed_model = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

@@ -21,6 +21,12 @@ def _write_examples(path, rows):
           for name, value in row.items()})).SerializeToString())
 
 
+def _write_columnar(files, split_dir, block_rows=columnar.DEFAULT_BLOCK_ROWS, seed=0):
+  chunks = columnar.read_columns(files, SPEC, chunk_rows=16 * block_rows)
+  return columnar.write_split(chunks, sorted(SPEC), split_dir, block_rows=block_rows,
+                              seed=seed)
+
+
 @pytest.fixture(scope='module')
 def split(tmp_path_factory):
   """10,007 transformed rows in two tf.Example files, and the same as columnar blocks.
@@ -33,8 +39,7 @@ def split(tmp_path_factory):
   files = [str(tmp / 'part-0.gz'), str(tmp / 'part-1.gz')]
   _write_examples(files[0], rows[:6000])
   _write_examples(files[1], rows[6000:])
-  manifest = columnar.write_split(files, SPEC, str(tmp / 'Split-train'), block_rows=1000,
-                                  seed=3)
+  manifest = _write_columnar(files, str(tmp / 'Split-train'), block_rows=1000, seed=3)
   return files, str(tmp / 'Split-train'), manifest
 
 
@@ -131,7 +136,7 @@ def test_one_block_reshuffles_every_pass_and_sees_every_row_before_repeating(tmp
   rows = [{'userId': u, 'movieId': u % 7, 'label': u % 2} for u in range(600)]
   _write_examples(tmp_path / 'part-0.gz', rows)
   split_dir = str(tmp_path / 'Split-train')
-  assert columnar.write_split([str(tmp_path / 'part-0.gz')], SPEC, split_dir)['blocks'] == 1
+  assert _write_columnar([str(tmp_path / 'part-0.gz')], split_dir)['blocks'] == 1
   iterator = iter(columnar.make_dataset(split_dir, 100, shuffle=True, seed=1, repeat=True))
   passes = [np.concatenate([next(iterator)['userId'].numpy() for _ in range(6)])
             for _ in range(3)]

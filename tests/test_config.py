@@ -142,6 +142,10 @@ def _mutated(edit):
     (lambda d: d['evaluation'].update(min_auc=1.5), 'evaluation.min_auc', 'at most 1'),
     (lambda d: d['evaluation'].update(slice_by=['genre']), 'evaluation.slice_by',
      'not a dataset column'),
+    (lambda d: d.update(statistics={'sample_rate': 0}), 'statistics.sample_rate',
+     'must be positive, got int 0'),
+    (lambda d: d.update(statistics={'sample_rate': 1.5}), 'statistics.sample_rate',
+     'at most 1'),
     (lambda d: d['beam'].update(direct_running_mode='fast'), 'beam.direct_running_mode',
      'one of'),
     (lambda d: d.update(pipeline_name='My Pipeline'), 'pipeline_name', 'lower-case'),
@@ -368,7 +372,8 @@ def test_extends_errors_name_the_file(tmp_path):
      'test.yaml: vertex.trainer.acelerator_type: unknown key; did you mean '
      'accelerator_type?'),
     (lambda d: d.update(zzz=1), 'test.yaml: zzz: unknown key; expected one of beam, '
-     'dataset, evaluation, features, paths, pipeline_name, training, validation, vertex'),
+     'dataset, evaluation, features, paths, pipeline_name, statistics, training, '
+     'validation, vertex'),
 ])
 def test_unknown_keys_suggest_the_closest_known_one(edit, message):
   assert str(_error(_mutated(edit))) == message

@@ -61,8 +61,10 @@ def test_artifacts_are_listed_by_type_with_their_producers(sample_run, capsys):
     by_type.setdefault(artifact['type'], []).append(artifact)
   assert {'Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph',
           'Model', 'ModelEvaluation', 'ModelBlessing', 'PushedModel'} <= set(by_type)
+  # Transform writes neither examples nor statistics when the Trainer reads columns.
   assert sorted(a['produced_by'] for a in by_type['Examples']) == [
-      'ColumnarExamplesGen', 'CsvExampleGen', 'Transform']
+      'ColumnarExamplesGen', 'CsvExampleGen']
+  assert [a['produced_by'] for a in by_type['ExampleStatistics']] == ['StatisticsGen']
   assert [a['properties']['blessed'] for a in by_type['ModelBlessing']] == [1]
   pushed, = by_type['PushedModel']
   assert pushed['properties']['pushed'] == 1
@@ -104,10 +106,12 @@ def test_the_pushed_model_traces_back_to_data_schema_and_config(sample_run, caps
       ('PushedModel', 'model', 'Model', 'Trainer'),
       ('PushedModel', 'model_blessing', 'ModelBlessing', 'Evaluator'),
       ('Model', 'examples', 'Examples', 'ColumnarExamplesGen'),
-      ('Examples', 'examples', 'Examples', 'Transform'),
       ('Model', 'transform_graph', 'TransformGraph', 'Transform'),
+      # The columnar examples are the raw examples through the transform graph.
       ('Examples', 'examples', 'Examples', 'CsvExampleGen'),
-      ('Examples', 'schema', 'Schema', 'ImportSchemaGen'),
+      ('Examples', 'transform_graph', 'TransformGraph', 'Transform'),
+      ('TransformGraph', 'examples', 'Examples', 'CsvExampleGen'),
+      ('TransformGraph', 'schema', 'Schema', 'ImportSchemaGen'),
   } <= _edges(lineage)
   data = _find(lineage, 'CsvExampleGen')['execution']
   assert data['input_base'] == os.path.dirname(config.paths.input)
@@ -128,7 +132,7 @@ def test_evaluation_shows_metrics_slices_blessing_and_anomalies(sample_run, caps
   config, _ = sample_run
   described = _json(capsys, 'evaluation', '--slices', '3', *_store_args(sample_run))
   overall = described['evaluation']['overall']
-  assert {'auc', 'auc_precision_recall', 'calibration', 'mean_label', 'mean_prediction',
+  assert {'auc', 'average_precision', 'calibration', 'mean_label', 'mean_prediction',
           'binary_accuracy'} <= set(overall)
   assert overall['example_count'] > 1000
   assert overall['auc'] >= config.evaluation.min_auc
@@ -138,7 +142,7 @@ def test_evaluation_shows_metrics_slices_blessing_and_anomalies(sample_run, caps
   assert counts == sorted(counts, reverse=True)
   blessing = described['blessing']
   assert blessing['blessed'] and blessing['reason'] == 'passed every threshold'
-  assert f'AUC >= {config.evaluation.min_auc:g}' in blessing['thresholds']
+  assert f'auc >= {config.evaluation.min_auc:g}' in blessing['thresholds']
   assert described['anomalies'] == {'train': {}, 'eval': {}}
 
   code, text, _ = _inspect(capsys, 'evaluation', *_store_args(sample_run))

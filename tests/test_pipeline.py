@@ -12,6 +12,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 import local_runner
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
+from inspection import artifact_contents
 from modules import columnar
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
@@ -54,6 +55,24 @@ def test_tf_example_input_trains_on_transform_output_directly():
   components = {c.id: c for c in pipeline.components}
   assert 'ColumnarExamplesGen' not in components
   assert components['Trainer'].inputs['examples'].producer_component_id == 'Transform'
+  assert 'transformed_examples' in components['Transform'].outputs
+  columnar_pipeline = pipeline_lib.create_pipeline(config_lib.load_config(SAMPLE_CONFIG),
+                                                   pipeline_root='/tmp/unused')
+  transform = next(c for c in columnar_pipeline.components if c.id == 'Transform')
+  assert 'transformed_examples' not in transform.outputs
+
+
+def test_statistics_read_every_row_unless_a_sample_rate_is_set():
+  def statistics_gen(overrides):
+    config = config_lib.load_config(SAMPLE_CONFIG, overrides)
+    pipeline = pipeline_lib.create_pipeline(config, pipeline_root='/tmp/unused')
+    return next(c for c in pipeline.components if c.id == 'StatisticsGen')
+
+  assert statistics_gen([]).exec_properties['stats_options_json'] is None
+  sampled = statistics_gen(['statistics.sample_rate=0.05']).exec_properties
+  # What the report and the run's progress line read back from ML Metadata.
+  assert artifact_contents.statistics_sample_rate(sampled) == 0.05
+  assert artifact_contents.statistics_sample_rate({}) is None
 
 
 def test_a_module_edit_changes_the_fingerprint(tmp_path, monkeypatch):
@@ -152,29 +171,41 @@ def test_the_sample_matches_the_curated_schema(sample_run):
     assert not anomalies.anomaly_info, f'{split}: {anomalies.anomaly_info}'
 
 
+def _transformed_rows(record, split):
+  """The sample's raw examples of `split` through the run's transform graph, as
+  (label, movieId, userId) tuples."""
+  examples, = record.outputs_of(_only_execution(record, 'CsvExampleGen').id)['examples']
+  graph, = record.outputs_of(_only_execution(record, 'Transform').id)['transform_graph']
+  tft_output = tft.TFTransformOutput(graph.uri)
+  files = tf.io.gfile.glob(os.path.join(examples.uri, f'Split-{split}', '*.gz'))
+  batches = columnar.read_columns(
+      files, tft_output.raw_feature_spec(), chunk_rows=1000,
+      transform=lambda raw: tft_output.transform_raw_features(raw, drop_unused_features=True))
+  return [row for batch in batches
+          for row in zip(*(batch[name].tolist() for name in ('label', 'movieId', 'userId')))]
+
+
 @pytest.mark.slow
-def test_transform_writes_buckets_labels_and_their_domains(sample_run):
+def test_transform_buckets_ids_derives_labels_and_records_the_domains(sample_run):
   config, record = sample_run
   outputs = record.outputs_of(_only_execution(record, 'Transform').id)
   assert {record.artifact_type(a) for a in outputs['transform_graph']} == {'TransformGraph'}
+  # Columnar training: Transform writes its graph only, no examples or statistics.
+  assert set(outputs) == {'transform_graph'}
   tft_output = tft.TFTransformOutput(outputs['transform_graph'][0].uri)
   schema = {f.name: f for f in tft_output.transformed_metadata.schema.feature}
   for feature in config.model_inputs.features:
     domain = schema[feature.name].int_domain
     assert (domain.min, domain.max) == (0, feature.vocab_size - 1)
-  rows = _read_examples(outputs['transformed_examples'][0].uri, 'train')
-  labels = [r.features.feature['label'].int64_list.value[0] for r in rows]
+  rows = _transformed_rows(record, 'train')
+  labels = [label for label, _, _ in rows]
   assert set(labels) == {0, 1} and 0.3 < sum(labels) / len(labels) < 0.6
-  for row in rows:
-    assert 0 <= row.features.feature['userId'].int64_list.value[0] < 1000
-    assert 0 <= row.features.feature['movieId'].int64_list.value[0] < 2000
+  assert all(0 <= movie < 2000 and 0 <= user < 1000 for _, movie, user in rows)
 
 
 @pytest.mark.slow
 def test_the_trainer_reads_every_transformed_row_as_columnar_blocks(sample_run):
   _, record = sample_run
-  transformed = record.outputs_of(_only_execution(record, 'Transform').id)[
-      'transformed_examples'][0]
   columnar_examples, = record.outputs_of(_only_execution(record, 'ColumnarExamplesGen').id)[
       'columnar_examples']
   trainer_inputs = record.inputs_of(_only_execution(record, 'Trainer').id)['examples']
@@ -182,10 +213,14 @@ def test_the_trainer_reads_every_transformed_row_as_columnar_blocks(sample_run):
   assert columnar_examples.custom_properties['file_format'].string_value == (
       'columnar_int64_blocks')
   for split in ('train', 'eval'):
-    rows = len(_read_examples(transformed.uri, split))
-    manifest = columnar.read_manifest(os.path.join(columnar_examples.uri, f'Split-{split}'))
-    assert manifest['rows'] == rows
+    split_dir = os.path.join(columnar_examples.uri, f'Split-{split}')
+    manifest = columnar.read_manifest(split_dir)
     assert manifest['columns'] == ['label', 'movieId', 'userId']
+    blocks = [tf.io.parse_tensor(tf.io.read_file(columnar.block_path(split_dir, i)),
+                                 tf.int64).numpy() for i in range(manifest['blocks'])]
+    written = sorted(row for block in blocks for row in zip(*block.tolist()))
+    assert written == sorted(_transformed_rows(record, split))
+    assert manifest['rows'] == len(written)
 
 
 def _blessed(record):
@@ -206,7 +241,7 @@ def test_the_model_is_evaluated_overall_and_per_movie_and_blessed(sample_run):
   result = tfma.load_eval_result(evaluation.uri)
   metrics = {slice_key: values[''][''] for slice_key, values in result.slicing_metrics}
   overall = metrics[()]
-  assert {'auc', 'auc_precision_recall', 'calibration', 'example_count', 'mean_label',
+  assert {'auc', 'average_precision', 'calibration', 'example_count', 'mean_label',
           'mean_prediction'} <= set(overall)
   assert overall['auc']['doubleValue'] >= config.evaluation.min_auc
   assert any(key and key[0][0] == 'movieId' for key in metrics)

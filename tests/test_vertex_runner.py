@@ -66,7 +66,7 @@ def test_every_component_runs_after_what_it_reads(tpu_spec):
   assert depends['DataValidationGate'] == {'ExampleValidator', 'StatisticsGen'}
   # Transform waits for the gate, though it reads nothing of it.
   assert depends['Transform'] == {'CsvExampleGen', 'ImportSchemaGen', 'DataValidationGate'}
-  assert depends['ColumnarExamplesGen'] == {'Transform'}
+  assert depends['ColumnarExamplesGen'] == {'CsvExampleGen', 'Transform'}
   assert depends['Trainer'] == {'Transform', 'ColumnarExamplesGen'}
   assert {'Trainer', 'CsvExampleGen'} < depends['Evaluator']
   assert any(name.startswith('latest_blessed_model_resolver') for name in depends['Evaluator'])
@@ -171,7 +171,8 @@ def test_gpu_workers_without_dataflow_and_an_endpoint(tmp_path):
                   'accelerator_count': 2, 'replica_count': 3, 'image': None},
       'dataflow': None,
       'service_account': 'runner@my-gcp-project.iam.gserviceaccount.com',
-      'endpoint': {'name': 'ranker', 'serving_image': 'serving:1', 'max_replicas': 2}})
+      'endpoint': {'name': 'ranker', 'serving_image': 'serving:1', 'max_replicas': 2}},
+      beam={'direct_running_mode': 'multi_processing', 'direct_num_workers': 0})
   code, spec = _compile(tmp_path, config, '--image', 'gcr.io/other/image:2')
   assert code == 0
   custom_config = json.loads(_parameter(spec, 'Trainer', 'custom_config'))

@@ -36,7 +36,8 @@ def _bytes(value: float) -> str:
 
 
 def _rows(counts: Dict[str, float]) -> str:
-  ordered = sorted(counts, key=lambda split: (split != 'train', split))
+  order = {'train': 0, 'validation': 1, 'eval': 1, 'test': 2}
+  ordered = sorted(counts, key=lambda split: (order.get(split, 3), split))
   return ', '.join(f'{split} {_count(counts[split])}' for split in ordered)
 
 
@@ -96,9 +97,9 @@ def _transform(execution, outputs) -> str:
 
 def _columnar(execution, outputs) -> str:
   examples = _first(outputs, 'columnar_examples')
-  return 'rows: ' + _rows({split: examples.properties[f'{split}_rows']
-                           for split in ('train', 'eval')
-                           if f'{split}_rows' in examples.properties})
+  return 'rows: ' + _rows({name[:-len('_rows')]: value
+                           for name, value in examples.properties.items()
+                           if name.endswith('_rows')})
 
 
 def _trainer(execution, outputs) -> str:

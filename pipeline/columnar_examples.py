@@ -26,12 +26,14 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
         tfx.types.standard_artifacts.TransformGraph],
     columnar_examples: tfx.dsl.components.OutputArtifact[
         tfx.types.standard_artifacts.Examples],
+    # Comma-separated split names to write; all of `examples`' splits when empty.
+    splits: tfx.dsl.components.Parameter[str] = '',
     block_rows: tfx.dsl.components.Parameter[int] = columnar.DEFAULT_BLOCK_ROWS,
     seed: tfx.dsl.components.Parameter[int] = 0,
     # Not read: a hash of modules/ that makes a code change rerun this component.
     module_fingerprint: tfx.dsl.components.Parameter[str] = '',
 ) -> None:
-  """Writes every split of `examples`, transformed, as columnar blocks."""
+  """Writes `splits` of `examples` (all by default), transformed, as columnar blocks."""
   del module_fingerprint
   tft_output = tft.TFTransformOutput(transform_graph.uri)
   try:
@@ -43,7 +45,9 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
   def transform(raw_features):
     return tft_output.transform_raw_features(raw_features, drop_unused_features=True)
 
-  for split in artifact_utils.decode_split_names(examples.split_names):
+  split_names = (splits.split(',') if splits
+                 else artifact_utils.decode_split_names(examples.split_names))
+  for split in split_names:
     split_uri = artifact_utils.get_split_uri([examples], split)
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, '*')))
     chunks = columnar.read_columns(files, tft_output.raw_feature_spec(),
@@ -52,5 +56,5 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
                                     os.path.join(columnar_examples.uri, f'Split-{split}'),
                                     block_rows=block_rows, seed=seed)
     columnar_examples.set_int_custom_property(f'{split}_rows', manifest['rows'])
-  columnar_examples.split_names = examples.split_names
+  columnar_examples.split_names = artifact_utils.encode_split_names(split_names)
   columnar_examples.set_string_custom_property('file_format', FILE_FORMAT)

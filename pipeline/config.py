@@ -57,17 +57,73 @@ class LabelConfig(StrictModel):
 
 
 class SplitConfig(StrictModel):
-  """Hash buckets per split: 4 and 1 send 4 of every 5 rows to train."""
+  """Hash buckets per split: train 4, eval 1 sends 4 of every 5 rows to train. Either
+  `eval` (the Trainer validates and the Evaluator blesses on it) or `validation` (the
+  Trainer's) and `test` (the Evaluator's only)."""
   train: PositiveInt = 4
-  eval: PositiveInt = 1
+  eval: Optional[PositiveInt] = None
+  validation: Optional[PositiveInt] = None
+  test: Optional[PositiveInt] = None
+
+  @pydantic.model_validator(mode='after')
+  def _two_or_three_splits(self) -> 'SplitConfig':
+    if self.eval is not None and (self.validation is not None or self.test is not None):
+      raise problem_at('eval', 'give eval (two splits) or validation and test (three), '
+                       'not both')
+    if (self.validation is None) != (self.test is None):
+      raise problem_at('test' if self.test is None else 'validation',
+                       'validation and test come together (or give eval alone)')
+    return self
+
+  def buckets(self) -> Dict[str, int]:
+    """Split name -> hash buckets, in split order."""
+    if self.validation is None:
+      return {'train': self.train, 'eval': self.eval or 1}
+    return {'train': self.train, 'validation': self.validation, 'test': self.test}
+
+
+Fraction = Annotated[float, pydantic.Field(strict=True, gt=0, lt=1)]
+
+
+class TimeSplitConfig(StrictModel):
+  """Train on the past, validate and test on what came after: the latest `test` share of
+  rows by `column` are test, the `validation` share before them validation."""
+  column: Text
+  validation: Fraction
+  test: Fraction
+
+  @pydantic.model_validator(mode='after')
+  def _leaves_rows_to_train_on(self) -> 'TimeSplitConfig':
+    if self.validation + self.test >= 1:
+      raise problem_at('test', f'validation + test must leave rows to train on, got '
+                       f'{self.validation} + {self.test}')
+    return self
 
 
 class DatasetConfig(StrictModel):
   columns: Annotated[Dict[str, ColumnType], pydantic.Field(min_length=1)]
   label: LabelConfig
   split: SplitConfig = SplitConfig()
+  # Instead of `split`: by time, into train, validation and test.
+  split_by_time: Optional[TimeSplitConfig] = None
   # The character between fields: "," (CSV), "\t" (tab-separated), ";" ...
   delimiter: Annotated[str, pydantic.Field(min_length=1, max_length=1)] = ','
+
+  @property
+  def split_names(self) -> Tuple[str, ...]:
+    if self.split_by_time is not None:
+      return ('train', 'validation', 'test')
+    return tuple(self.split.buckets())
+
+  @property
+  def validation_split(self) -> str:
+    """The split the Trainer validates on."""
+    return 'validation' if 'validation' in self.split_names else 'eval'
+
+  @property
+  def test_split(self) -> str:
+    """The split the Evaluator scores and blesses on."""
+    return 'test' if 'test' in self.split_names else 'eval'
 
   @pydantic.field_validator('columns')
   @classmethod
@@ -87,6 +143,13 @@ class DatasetConfig(StrictModel):
     if self.columns[column] == 'string':
       raise problem_at('label.column', f'{column!r} is a string column; the label must '
                        'be derived from an int or float column')
+    if self.split_by_time is not None:
+      if 'split' in self.model_fields_set:
+        raise problem_at('split_by_time', 'give split (by hash) or split_by_time, not both')
+      time = self.split_by_time.column
+      if self.columns.get(time) not in ('int', 'float'):
+        raise problem_at('split_by_time.column', f'{time!r} must be an int or float '
+                         f'column of dataset.columns (e.g. a unix timestamp)')
     return self
 
 

@@ -5,7 +5,8 @@ rows a second here). This module reads byte ranges of the files, parses each blo
 lines with Arrow's CSV reader into the configured column types, and encodes every column
 of the block in C++ (tfx_bsl). The bytes of each tf.Example are those of TFX's own
 `SerializeToString(deterministic=True)` (features in name order), so the hash split
-puts every row where TFX's ExampleGen put it. No TFX and no TensorFlow here.
+puts every row where TFX's ExampleGen put it; a split by time puts the latest rows in
+test. No TFX and no TensorFlow here.
 """
 
 import hashlib
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import compute as pc
 from pyarrow import csv as arrow_csv
+import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from tfx_bsl.coders import example_coder
 
@@ -246,3 +248,75 @@ def split_of(examples: Sequence[bytes], buckets: Sequence[int]) -> np.ndarray:
       (int.from_bytes(hashlib.sha256(e).digest(), 'big') % total for e in examples),
       dtype=np.int64, count=len(examples))
   return np.searchsorted(np.asarray(buckets), hashed, side='right')
+
+
+def time_counts(table: pa.Table, column: str) -> Tuple[np.ndarray, np.ndarray]:
+  """The distinct values of a block's time column, ascending, and their row counts.
+
+  Raises MissingTimeError with the row of the first missing value: a split by time needs
+  every row's time.
+  """
+  times = table.column(column)
+  if times.null_count:
+    raise MissingTimeError(pc.index(pc.is_null(times), True).as_py())
+  return np.unique(times.to_numpy(), return_counts=True)
+
+
+class MissingTimeError(ValueError):
+  def __init__(self, row: int):
+    super().__init__(row)
+    self.row = row
+
+
+class MergeTimeCounts(beam.CombineFn):
+  """(distinct times, counts) of blocks -> the same of all of them. Blocks are kept as
+  they come and merged (a sort) once there are many, not at every block."""
+  _MERGE_AT = 64
+
+  def create_accumulator(self):
+    return []
+
+  def add_input(self, accumulator, counts):
+    accumulator.append(counts)
+    return self._compacted(accumulator)
+
+  def merge_accumulators(self, accumulators):
+    return self._compacted([counts for accumulator in accumulators for counts in accumulator])
+
+  def extract_output(self, accumulator):
+    if not accumulator:
+      return np.empty(0), np.empty(0, np.int64)
+    return self._merged(accumulator)
+
+  def _compacted(self, accumulator):
+    return [self._merged(accumulator)] if len(accumulator) >= self._MERGE_AT else accumulator
+
+  @staticmethod
+  def _merged(accumulator):
+    values, counts = zip(*accumulator)
+    merged, inverse = np.unique(np.concatenate(values), return_inverse=True)
+    return merged, np.bincount(inverse, np.concatenate(counts)).astype(np.int64)
+
+
+def time_boundaries(counts: Tuple[np.ndarray, np.ndarray], validation: float,
+                    test: float) -> Tuple[float, float]:
+  """The first validation time and the first test time: rows at or after the second are
+  the latest `test` share of all rows, those from the first up to it the `validation`
+  share before them (rows that share a boundary time go to the later split, so a split
+  can be a little larger than its share)."""
+  values, rows = counts
+  if not len(values):
+    raise ValueError('a split by time found no rows')
+  ends = np.cumsum(rows)  # rows up to and including each distinct time
+
+  def time_at(share_before: float) -> float:
+    position = int(np.floor(share_before * ends[-1]))  # 0-based row in time order
+    return float(values[np.searchsorted(ends, position, side='right')])
+
+  return time_at(1 - test - validation), time_at(1 - test)
+
+
+def split_by_time(times: pa.ChunkedArray, boundaries: Tuple[float, float]) -> np.ndarray:
+  """Each row's split index: 0 (train) before the first boundary, 2 (test) from the
+  second, 1 (validation) between."""
+  return np.searchsorted(np.asarray(boundaries), times.to_numpy(), side='right')

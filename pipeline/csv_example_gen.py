@@ -9,7 +9,7 @@ the file, the line and the column. Plain or compressed files, one or many (a glo
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from google.protobuf import json_format
@@ -30,40 +30,77 @@ from tfx.utils import proto_utils
 from pipeline import csv_blocks
 from pipeline import input_files
 
-# custom_config keys: {column name: 'int' | 'float' | 'string'} and the field delimiter.
+# custom_config keys: {column name: 'int' | 'float' | 'string'}, the field delimiter and,
+# for a split by time, {column, validation, test} (shares of the rows).
 COLUMNS_KEY = 'columns'
 DELIMITER_KEY = 'delimiter'
+TIME_SPLIT_KEY = 'time_split'
 FILE_PREFIX = 'data_tfrecord'  # what TFX's own ExampleGen names its files
 # zlib's fastest level: half the default level's writing time on 1M rows (bench/README.md).
 _GZIP_FAST = tf.io.TFRecordOptions(compression_type='GZIP', compression_level=1)
 
 
+class _ParseRange:
+  """Parses one file range into typed Arrow tables, a block at a time."""
+
+  def __init__(self, header: List[str], columns: Dict[str, str], delimiter: str):
+    self._header, self._columns, self._delimiter = header, columns, delimiter
+
+  def tables(self, file_range: csv_blocks.FileRange):
+    for offset, block in csv_blocks.read_blocks(file_range):
+      try:
+        yield offset, csv_blocks.parse_block(block, self._header, self._columns,
+                                             self._delimiter)
+      except arrow_lib.ArrowInvalid:
+        raise csv_blocks.row_error(
+            block, csv_blocks.line_number(file_range.path, offset), file_range.path,
+            self._header, self._columns, self._delimiter) from None
+
+
+class _TimeCounts(beam.DoFn):
+  """A range's distinct times and how many rows have each, for the split boundaries."""
+
+  def __init__(self, parse: _ParseRange, column: str):
+    super().__init__()
+    self._parse, self._column = parse, column
+
+  def process(self, numbered_range: Tuple[int, int, csv_blocks.FileRange]):
+    file_range = numbered_range[2]
+    for offset, table in self._parse.tables(file_range):
+      try:
+        yield csv_blocks.time_counts(table, self._column)
+      except csv_blocks.MissingTimeError as e:
+        line = csv_blocks.line_number(file_range.path, offset) + e.row
+        raise csv_blocks.CsvRowError(
+            f'{file_range.path}: line {line}: column {self._column}: no value; '
+            f'dataset.split_by_time needs the time of every row') from None
+
+
 class _WriteRange(beam.DoFn):
   """Reads one file range and writes its rows into the splits' TFRecord files."""
 
-  def __init__(self, header: List[str], columns: Dict[str, str], delimiter: str,
-               buckets: List[int], split_dirs: List[str]):
+  def __init__(self, parse: _ParseRange, buckets: List[int], split_dirs: List[str],
+               time_column: Optional[str] = None):
     super().__init__()
-    self._header, self._columns, self._delimiter = header, columns, delimiter
-    self._buckets, self._split_dirs = buckets, split_dirs
+    self._parse, self._buckets, self._split_dirs = parse, buckets, split_dirs
+    self._time_column = time_column
 
-  def process(self, numbered_range: Tuple[int, int, csv_blocks.FileRange]):
+  def process(self, numbered_range: Tuple[int, int, csv_blocks.FileRange],
+              time_boundaries: Optional[Tuple[float, float]] = None):
     # Named by the range: a retried bundle (Dataflow retries failed work) rewrites the
     # same files instead of adding a second copy of their rows.
     index, count, file_range = numbered_range
     name = f'{FILE_PREFIX}-{index:05d}-of-{count:05d}.gz'
     writers = [None] * len(self._split_dirs)
     try:
-      for offset, block in csv_blocks.read_blocks(file_range):
-        try:
-          table = csv_blocks.parse_block(block, self._header, self._columns,
-                                         self._delimiter)
-        except arrow_lib.ArrowInvalid:
-          raise csv_blocks.row_error(
-              block, csv_blocks.line_number(file_range.path, offset), file_range.path,
-              self._header, self._columns, self._delimiter) from None
+      for _, table in self._parse.tables(file_range):
         examples = csv_blocks.encode(table)
-        for example, split in zip(examples, csv_blocks.split_of(examples, self._buckets)):
+        if time_boundaries is None:
+          splits = csv_blocks.split_of(examples, self._buckets)
+        else:
+          splits = csv_blocks.split_by_time(table.column(self._time_column),
+                                            time_boundaries)
+        for example, split in zip(examples, splits):
           if writers[split] is None:
             writers[split] = tf.io.TFRecordWriter(
                 os.path.join(self._split_dirs[split], name), options=_GZIP_FAST)
@@ -86,7 +123,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     output_config = example_gen_pb2.Output()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
                               output_config)
-    columns, delimiter = _read_custom_config(
+    columns, delimiter, time_split = _read_custom_config(
         exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
     split_names = example_gen_utils.generate_output_split_names(input_config, output_config)
     buckets, total = [], 0
@@ -114,41 +151,64 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     for directory in split_dirs:
       fileio.makedirs(directory)
     ranges = csv_blocks.file_ranges(files)
+    parse = _ParseRange(header, columns, delimiter)
     with self._make_beam_pipeline() as pipeline:
-      _ = (pipeline
-           | 'FileRanges' >> beam.Create([(index, len(ranges), file_range)
-                                          for index, file_range in enumerate(ranges)])
-           # Each range on its own worker, not fused with the Create above.
-           | 'Spread' >> beam.Reshuffle()
-           | 'WriteRanges' >> beam.ParDo(_WriteRange(header, columns, delimiter, buckets,
-                                                     split_dirs)))
+      numbered_ranges = (
+          pipeline
+          | 'FileRanges' >> beam.Create([(index, len(ranges), file_range)
+                                         for index, file_range in enumerate(ranges)])
+          # Each range on its own worker, not fused with the Create above.
+          | 'Spread' >> beam.Reshuffle())
+      if time_split is None:
+        _ = numbered_ranges | 'WriteRanges' >> beam.ParDo(
+            _WriteRange(parse, buckets, split_dirs))
+      else:
+        # A first pass over the time column alone finds the two boundary times.
+        boundaries = (
+            numbered_ranges
+            | 'TimeCounts' >> beam.ParDo(_TimeCounts(parse, time_split['column']))
+            | 'AllTimeCounts' >> beam.CombineGlobally(csv_blocks.MergeTimeCounts())
+            | 'Boundaries' >> beam.Map(csv_blocks.time_boundaries,
+                                       time_split['validation'], time_split['test']))
+        _ = numbered_ranges | 'WriteRanges' >> beam.ParDo(
+            _WriteRange(parse, buckets, split_dirs, time_split['column']),
+            time_boundaries=beam.pvalue.AsSingleton(boundaries))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
 
 
-def _custom_config(columns: Dict[str, str], delimiter: str) -> example_gen_pb2.CustomConfig:
-  """The column types and delimiter, as ExampleGen's CustomConfig (an Any) carries them."""
+def _custom_config(columns: Dict[str, str], delimiter: str,
+                   time_split: Optional[Dict[str, Any]]) -> example_gen_pb2.CustomConfig:
+  """The column types, delimiter and time split, as ExampleGen's CustomConfig (an Any)
+  carries them."""
   settings = struct_pb2.Struct()
   settings.update({COLUMNS_KEY: dict(columns), DELIMITER_KEY: delimiter})
+  if time_split:
+    settings.update({TIME_SPLIT_KEY: dict(time_split)})
   custom_config = example_gen_pb2.CustomConfig()
   custom_config.custom_config.Pack(settings)
   return custom_config
 
 
-def _read_custom_config(serialized: str) -> Tuple[Dict[str, str], str]:
+def _read_custom_config(serialized: str
+                        ) -> Tuple[Dict[str, str], str, Optional[Dict[str, Any]]]:
   custom_config = example_gen_pb2.CustomConfig()
   proto_utils.json_to_proto(serialized, custom_config)
   settings = struct_pb2.Struct()
   custom_config.custom_config.Unpack(settings)
   values = json_format.MessageToDict(settings)
-  return dict(values[COLUMNS_KEY]), values[DELIMITER_KEY]
+  return dict(values[COLUMNS_KEY]), values[DELIMITER_KEY], values.get(TIME_SPLIT_KEY)
 
 
 def CsvExampleGen(columns: Dict[str, str], delimiter: str = ',',  # pylint: disable=invalid-name
+                  time_split: Optional[Dict[str, Any]] = None,
                   **kwargs) -> example_gen_component.FileBasedExampleGen:
   """A drop-in for tfx.components.CsvExampleGen, with the same id in ML Metadata, that
-  types `columns` ({name: 'int' | 'float' | 'string'}) as the config says."""
+  types `columns` ({name: 'int' | 'float' | 'string'}) as the config says. With
+  `time_split` ({column, validation, test}), the output splits (train, validation,
+  test) are by time: the latest `test` share of rows are test, the `validation` share
+  before them validation."""
   return example_gen_component.FileBasedExampleGen(
       custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-      custom_config=_custom_config(columns, delimiter),
+      custom_config=_custom_config(columns, delimiter, time_split),
       **kwargs).with_id('CsvExampleGen')

@@ -62,11 +62,17 @@ def module_fingerprint() -> str:
 
 def _example_gen(config: config_lib.RunConfig):
   input_base, pattern = split_input_glob(config.paths.input)
-  splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
-            for name, buckets in config.dataset.split.model_dump().items()]
+  dataset = config.dataset
+  time_split = dataset.split_by_time
+  # A time split names its splits here; the executor splits by time, not by these buckets.
+  buckets = ({name: 1 for name in dataset.split_names} if time_split
+             else dataset.split.buckets())
+  splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=count)
+            for name, count in buckets.items()]
   return csv_example_gen.CsvExampleGen(
-      columns=config.dataset.columns,
-      delimiter=config.dataset.delimiter,
+      columns=dataset.columns,
+      delimiter=dataset.delimiter,
+      time_split=time_split.model_dump() if time_split else None,
       input_base=input_base,
       input_config=tfx.proto.Input(
           splits=[tfx.proto.Input.Split(name='single_split', pattern=pattern)]),
@@ -174,6 +180,8 @@ def create_pipeline(
     columnar = columnar_examples.ColumnarExamplesGen(
         examples=example_gen.outputs['examples'],
         transform_graph=transform.outputs['transform_graph'],
+        # Only what the Trainer reads: never the test split.
+        splits=','.join(('train', config.dataset.validation_split)),
         seed=training.seed,
         module_fingerprint=module_config[names.MODULE_FINGERPRINT_KEY])
     training_examples = columnar.outputs['columnar_examples']
@@ -191,7 +199,7 @@ def create_pipeline(
       # run_fn trains for the config's epochs or steps; TFX's own step counts would
       # be a second, conflicting copy.
       train_args=tfx.proto.TrainArgs(splits=['train']),
-      eval_args=tfx.proto.EvalArgs(splits=['eval']),
+      eval_args=tfx.proto.EvalArgs(splits=[config.dataset.validation_split]),
       custom_config={**module_config, names.TRAINING_KEY: training.to_dict()})
   if training.warm_start == 'latest_blessed':
     # The tables start from the model the Evaluator would compare against.
@@ -205,7 +213,9 @@ def create_pipeline(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       baseline_model=latest_blessed_model.outputs['model'],
-      example_splits=['eval'],
+      # With three splits, the model is judged on rows neither training nor its
+      # validation saw.
+      example_splits=[config.dataset.test_split],
       eval_config=eval_config(config))
   if on_vertex and config.vertex.endpoint:
     pusher = tfx.extensions.google_cloud_ai_platform.Pusher(

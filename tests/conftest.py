@@ -40,7 +40,8 @@ def sample_run(tmp_path_factory):
 @pytest.fixture(scope='session')
 def shuffled_run(tmp_path_factory):
   """The pipeline on the sample with its ratings shuffled across rows: nothing to learn.
-  Written tab-separated (`dataset.delimiter: "\\t"`), so that a TSV input runs end to end."""
+  Written tab-separated (`dataset.delimiter: "\\t"`), so that a TSV input runs end to end,
+  and split by time into train, validation and test."""
   from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('shuffled_run')
   with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
@@ -54,7 +55,8 @@ def shuffled_run(tmp_path_factory):
       [header.replace(',', '\t')]
       + ['\t'.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
   config = config_lib.load_config(SAMPLE_CONFIG, [
-      f'paths.input={data_dir / "*.tsv"}', 'dataset.delimiter="\\t"'])
+      f'paths.input={data_dir / "*.tsv"}', 'dataset.delimiter="\\t"', 'dataset.split=',
+      'dataset.split_by_time={column: timestamp, validation: 0.1, test: 0.2}'])
   config = config_lib.with_output_root(config, str(root / 'out'))
   return _run_pipeline(config)
 

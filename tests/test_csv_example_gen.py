@@ -22,8 +22,10 @@ SAMPLE = os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')
 COLUMNS = {'userId': 'int', 'movieId': 'int', 'rating': 'float', 'timestamp': 'int'}
 
 
-def _generate(executor, input_base, pattern, output, columns=None, delimiter=','):
+def _generate(executor, input_base, pattern, output, columns=None, delimiter=',',
+              splits=None, time_split=None):
   """Runs an ExampleGen executor as the component does: {split: sorted records}."""
+  splits = splits or {'train': 4, 'eval': 1}
   examples = standard_artifacts.Examples()
   examples.uri = str(output)
   properties = {
@@ -32,15 +34,15 @@ def _generate(executor, input_base, pattern, output, columns=None, delimiter=','
           example_gen_pb2.Input.Split(name='single_split', pattern=pattern)])),
       'output_config': proto_utils.proto_to_json(example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=[
-              example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=4),
-              example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=1)]))),
+              example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+              for name, buckets in splits.items()]))),
   }
   if columns is not None:
     properties['custom_config'] = proto_utils.proto_to_json(
-        csv_example_gen._custom_config(columns, delimiter))  # pylint: disable=protected-access
+        csv_example_gen._custom_config(columns, delimiter, time_split))  # pylint: disable=protected-access
   executor.Do({}, {'examples': [examples]}, properties)
   records = {}
-  for split in ('train', 'eval'):
+  for split in splits:
     files = tf.io.gfile.glob(os.path.join(output, f'Split-{split}', '*'))
     # Compared as protos: TFX writes features in header order, this module in name order.
     records[split] = sorted(
@@ -49,10 +51,71 @@ def _generate(executor, input_base, pattern, output, columns=None, delimiter=','
   return records
 
 
-def _ours(tmp_path, input_base, pattern, columns=COLUMNS, delimiter=','):
+def _ours(tmp_path, input_base, pattern, columns=COLUMNS, delimiter=',', **splitting):
   output = tmp_path / f'ours-{len(list(tmp_path.glob("ours-*")))}'
   return _generate(csv_example_gen.Executor(), input_base, pattern, output, columns,
-                   delimiter)
+                   delimiter, **splitting)
+
+
+def _times(records):
+  return sorted(tf.train.Example.FromString(r).features.feature['timestamp'].int64_list.value[0]
+                for r in records)
+
+
+def test_three_hash_splits_share_out_every_row_once(tmp_path):
+  data = os.path.dirname(SAMPLE)
+  two = _ours(tmp_path, data, 'ratings.csv')
+  three = _ours(tmp_path, data, 'ratings.csv',
+                splits={'train': 8, 'validation': 1, 'test': 1})
+  assert sorted(three['train'] + three['validation'] + three['test']) == sorted(
+      two['train'] + two['eval'])
+  assert 450 < len(three['validation']) < 750 and 450 < len(three['test']) < 750
+
+
+TIME_SPLIT = {'column': 'timestamp', 'validation': 0.1, 'test': 0.2}
+TIME_SPLITS = {'train': 1, 'validation': 1, 'test': 1}
+
+
+def test_a_time_split_puts_the_latest_rows_in_test_and_those_before_in_validation(
+    tmp_path, monkeypatch):
+  data = os.path.dirname(SAMPLE)
+  by_time = _ours(tmp_path, data, 'ratings.csv', splits=TIME_SPLITS, time_split=TIME_SPLIT)
+  train, validation, test = (_times(by_time[s]) for s in ('train', 'validation', 'test'))
+  assert len(train) + len(validation) + len(test) == 6000
+  assert train[-1] < validation[0] <= validation[-1] < test[0]
+  # Shares of 6,000 rows (a boundary time shared by rows can add a few).
+  assert 1200 <= len(test) < 1210 and 600 <= len(validation) < 610
+  # The boundaries are found across ranges and blocks alike.
+  monkeypatch.setattr(csv_blocks, 'RANGE_BYTES', 1000)
+  monkeypatch.setattr(csv_blocks, 'BLOCK_BYTES', 256)
+  assert _ours(tmp_path, data, 'ratings.csv', splits=TIME_SPLITS,
+               time_split=TIME_SPLIT) == by_time
+
+
+def test_time_boundaries_take_shares_of_rows_in_time_order():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  ten = (np.arange(1, 11), np.ones(10, np.int64))
+  assert csv_blocks.time_boundaries(ten, validation=0.2, test=0.1) == (8, 10)
+  # Ties go to the later split: the 8th row in time order is at time 2, so all three
+  # rows at 2 are validation; the 10th is at 9, so both rows at 9 are test.
+  tied = (np.array([1, 2, 9]), np.array([5, 3, 2]))
+  assert csv_blocks.time_boundaries(tied, validation=0.2, test=0.1) == (2, 9)
+  merged = csv_blocks.MergeTimeCounts()
+  accumulator = merged.merge_accumulators([
+      merged.add_input(merged.create_accumulator(), (np.array([1, 9]), np.array([3, 1]))),
+      merged.add_input(merged.create_accumulator(), (np.array([2, 9]), np.array([2, 4])))])
+  values, counts = merged.extract_output(accumulator)
+  assert values.tolist() == [1, 2, 9] and counts.tolist() == [3, 2, 5]
+
+
+def test_a_time_split_names_a_row_without_a_time(tmp_path):
+  data = tmp_path / 'data'
+  data.mkdir()
+  (data / 'in.csv').write_text('userId,movieId,rating,timestamp\n1,2,4.0,10\n1,3,4.0,\n')
+  with pytest.raises(csv_blocks.CsvRowError,
+                     match=r'in.csv: line 3: column timestamp: no value; '
+                           r'dataset.split_by_time needs the time of every row'):
+    _ours(tmp_path, data, 'in.csv', splits=TIME_SPLITS, time_split=TIME_SPLIT)
 
 
 def test_the_same_examples_in_the_same_splits_as_tfx_csv_example_gen(tmp_path):

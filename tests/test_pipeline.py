@@ -1,5 +1,6 @@
 """The pipeline on the shipped sample, run for real with LocalDagRunner, checked from ML Metadata."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,27 @@ def test_tf_example_input_trains_on_transform_output_directly():
                                                    pipeline_root='/tmp/unused')
   transform = next(c for c in columnar_pipeline.components if c.id == 'Transform')
   assert 'transformed_examples' not in transform.outputs
+
+
+@pytest.mark.parametrize('overrides, validation, test, example_gen_splits', [
+    ([], 'eval', 'eval', ['train', 'eval']),
+    (['dataset.split={train: 8, validation: 1, test: 1}'], 'validation', 'test',
+     ['train', 'validation', 'test']),
+    (['dataset.split=', 'dataset.split_by_time={column: timestamp, validation: 0.1, '
+      'test: 0.1}'], 'validation', 'test', ['train', 'validation', 'test']),
+])
+def test_the_trainer_validates_and_the_evaluator_judges_on_their_own_splits(
+    overrides, validation, test, example_gen_splits):
+  config = config_lib.load_config(SAMPLE_CONFIG, overrides)
+  pipeline = pipeline_lib.create_pipeline(config, pipeline_root='/tmp/unused')
+  components = {c.id: c for c in pipeline.components}
+  output_config = json.loads(components['CsvExampleGen'].exec_properties['output_config'])
+  assert [s['name'] for s in output_config['split_config']['splits']] == example_gen_splits
+  assert components['ColumnarExamplesGen'].exec_properties['splits'] == f'train,{validation}'
+  trainer = components['Trainer'].exec_properties
+  assert json.loads(trainer['train_args']) == {'splits': ['train']}
+  assert json.loads(trainer['eval_args']) == {'splits': [validation]}
+  assert json.loads(components['Evaluator'].exec_properties['example_splits']) == [test]
 
 
 def test_statistics_read_every_row_unless_a_sample_rate_is_set():
@@ -293,11 +315,39 @@ def test_a_model_trained_on_shuffled_labels_is_not_blessed_nor_pushed(shuffled_r
 
 
 @pytest.mark.slow
+def test_a_time_split_trains_on_the_past_and_judges_on_the_latest_rows(shuffled_run):
+  _, record = shuffled_run
+  examples, = record.outputs_of(_only_execution(record, 'CsvExampleGen').id)['examples']
+  times = {split: [r.features.feature['timestamp'].int64_list.value[0]
+                   for r in _read_examples(examples.uri, split)]
+           for split in ('train', 'validation', 'test')}
+  assert max(times['train']) < min(times['validation'])
+  assert max(times['validation']) < min(times['test'])
+  # The Trainer reads train and validation, never test.
+  columnar_examples, = record.outputs_of(_only_execution(record, 'ColumnarExamplesGen').id)[
+      'columnar_examples']
+  assert columnar_examples.properties['split_names'].string_value == '["train", "validation"]'
+  assert {name: value.int_value for name, value in columnar_examples.custom_properties.items()
+          if name.endswith('_rows')} == {'train_rows': len(times['train']),
+                                         'validation_rows': len(times['validation'])}
+  trainer = _only_execution(record, 'Trainer')
+  assert '"validation"' in trainer.custom_properties['eval_args'].string_value
+  # The Evaluator scores the test rows only.
+  evaluator = _only_execution(record, 'Evaluator')
+  assert evaluator.custom_properties['example_splits'].string_value == '["test"]'
+  evaluation, = record.outputs_of(evaluator.id)['evaluation']
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  overall = dict(tfma.load_eval_result(evaluation.uri).slicing_metrics)[()]['']['']
+  assert overall['example_count']['doubleValue'] == len(times['test'])
+
+
+@pytest.mark.slow
 def test_a_tab_separated_input_runs_end_to_end(shuffled_run):
   config, record = shuffled_run
   assert config.dataset.delimiter == '\t' and config.paths.input.endswith('*.tsv')
   examples, = record.outputs_of(_only_execution(record, 'CsvExampleGen').id)['examples']
-  rows = _read_examples(examples.uri, 'train') + _read_examples(examples.uri, 'eval')
+  rows = [row for split in ('train', 'validation', 'test')
+          for row in _read_examples(examples.uri, split)]
   assert len(rows) == 6000
   first = rows[0].features.feature
   assert first['userId'].int64_list.value and first['rating'].float_list.value

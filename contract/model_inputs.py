@@ -6,7 +6,7 @@ rebuilt and validated on the other side (`from_dict`). The run config
 passes there passes here.
 """
 
-from typing import Annotated, Any, Dict, Literal, Mapping, Optional, Tuple
+from typing import Annotated, Any, Dict, Literal, Mapping, Optional, Tuple, TypeVar
 
 import pydantic
 from pydantic_core import PydanticCustomError
@@ -146,3 +146,51 @@ class TrainingOptions(StrictModel):
     if (self.epochs is None) == (self.steps is None):
       raise problem_at('epochs', 'give exactly one of epochs or steps')
     return self
+
+
+
+_PositiveNumber = Annotated[float, pydantic.Field(strict=True, gt=0)]
+_NonNegativeNumber = Annotated[float, pydantic.Field(strict=True, ge=0)]
+_T = TypeVar('_T')
+# A list of values to choose among (at least one).
+_Choices = Annotated[Tuple[_T, ...], pydantic.Field(min_length=1)]
+
+
+class TuningOptions(StrictModel):
+  """What the Tuner searches: each listed option's values (absent: the training value
+  stays), `max_trials` random combinations of them, each trained `epochs` epochs and
+  scored by its AUC on the validation split."""
+  max_trials: PositiveInt
+  epochs: PositiveInt = 1
+  seed: Integer = 42
+  learning_rate: Optional[_Choices[_PositiveNumber]] = None
+  l2_regularization: Optional[_Choices[_NonNegativeNumber]] = None
+  # Every feature's embedding_dim (so both towers keep equal widths).
+  embedding_dim: Optional[_Choices[PositiveInt]] = None
+  batch_size: Optional[_Choices[PositiveInt]] = None
+  optimizer: Optional[_Choices[Optimizer]] = None
+
+  def search_space(self) -> Dict[str, Tuple[Any, ...]]:
+    """Option name -> the values to choose among, for the options being tuned."""
+    return {name: values for name, values in self.model_dump().items()
+            if name in TUNED_OPTIONS and values is not None}
+
+
+# The options a Tuner can search: TrainingOptions fields, and every feature's embedding_dim.
+TUNED_OPTIONS = ('learning_rate', 'l2_regularization', 'embedding_dim', 'batch_size',
+                 'optimizer')
+
+
+def with_hyperparameters(model_inputs: ModelInputs, training: TrainingOptions,
+                         values: Mapping[str, Any]) -> Tuple[ModelInputs, TrainingOptions]:
+  """The model inputs and training options with the tuned `values` in place."""
+  unknown = set(values) - set(TUNED_OPTIONS)
+  if unknown:
+    raise ValueError(f'not tunable: {", ".join(sorted(unknown))}')
+  if 'embedding_dim' in values:
+    model_inputs = model_inputs.model_copy(update={'features': tuple(
+        f.model_copy(update={'embedding_dim': values['embedding_dim']})
+        for f in model_inputs.features)})
+  training = training.model_copy(update={k: v for k, v in values.items()
+                                         if k != 'embedding_dim'})
+  return model_inputs, training

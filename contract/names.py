@@ -8,11 +8,14 @@ LABEL_KEY = 'label'
 # component code under the third (so that edited code reruns them).
 MODEL_INPUTS_KEY = 'model_inputs'
 TRAINING_KEY = 'training'
+# The Tuner's TuningOptions.to_dict().
+TUNING_KEY = 'tuning'
 MODULE_FINGERPRINT_KEY = 'module_fingerprint'
 
 # Dotted paths TFX loads the component code by.
 PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
 RUN_FN = 'modules.trainer.run_fn'
+TUNER_FN = 'modules.tuning.tuner_fn'
 
 # Signatures of the exported SavedModel, and the output they score under.
 SERVING_SIGNATURE = 'serving_default'

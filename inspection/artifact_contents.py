@@ -7,7 +7,7 @@ when needed, so that listing runs stays quick.
 
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -83,6 +83,16 @@ def training_record(model_run_uri: str) -> Optional[Dict[str, Any]]:
     return json.loads(artifact_files.read_bytes(path))
   except (OSError, ValueError):
     return None
+
+
+def tuner_trials(tuner_results_uri: str) -> List[Dict[str, Any]]:
+  """The Tuner's completed trials, best first: trial_id, score (validation AUC) and the
+  value of each searched option."""
+  try:
+    return json.loads(artifact_files.read_bytes(
+        os.path.join(tuner_results_uri, 'tuner_results.json')))
+  except (OSError, ValueError):
+    return []
 
 
 def _number(value: Dict[str, Any]) -> Optional[float]:

@@ -102,6 +102,17 @@ def _columnar(execution, outputs) -> str:
                            if name.endswith('_rows')})
 
 
+def _tuner(execution, outputs) -> str:
+  results = _first(outputs, 'tuner_results')
+  trials = artifact_contents.tuner_trials(results.uri) if results else []
+  if not trials:
+    return 'no completed trial'
+  best = trials[0]
+  chosen = ', '.join(f'{name} {value}' for name, value in best.items()
+                     if name not in ('trial_id', 'score'))
+  return f'best of {len(trials)} trial(s): validation AUC {best["score"]:.4f} with {chosen}'
+
+
 def _trainer(execution, outputs) -> str:
   model_run = _first(outputs, 'model_run')
   record = artifact_contents.training_record(model_run.uri) if model_run else None
@@ -153,6 +164,7 @@ HEADLINES: Dict[str, Callable[[ExecutionRecord, Dict[str, List[ArtifactRecord]]]
     'DataValidationGate': _verdict,
     'Transform': _transform,
     'ColumnarExamplesGen': _columnar,
+    'Tuner': _tuner,
     'Trainer': _trainer,
     'latest_blessed_model_resolver': _resolver,
     'Evaluator': _evaluator,

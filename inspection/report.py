@@ -174,9 +174,23 @@ def _training_section(store: RunStore, run: RunRecord) -> str:
           f'<p>{len(history.get("loss", []))} epochs on {record.get("replicas", 1)} '
           f'replica(s); table sizes {_e(record.get("vocab_sizes"))}; options '
           f'<code>{_e(training)}</code></p>'
-          f'<div class="charts">{"".join(charts)}</div>'
-          '<h3>Final metrics on the eval split (Keras)</h3>'
+          + _tuning_table(store, run)
+          + f'<div class="charts">{"".join(charts)}</div>'
+          '<h3>Final metrics on the validation split (Keras)</h3>'
           + _table(('metric', 'value'), sorted(record.get('eval', {}).items())))
+
+
+def _tuning_table(store: RunStore, run: RunRecord) -> str:
+  """The Tuner's trials, best first, when the run tuned."""
+  results = store.output(run, 'Tuner', 'tuner_results')
+  trials = artifact_contents.tuner_trials(results.uri) if results else []
+  if not trials:
+    return ''
+  options = [name for name in trials[0] if name not in ('trial_id', 'score')]
+  return (f'<h3>Tuner: {len(trials)} trial(s), best first (the Trainer used the first)'
+          '</h3>' + _table(['trial', 'validation AUC'] + options,
+                           [[t['trial_id'], t['score']] + [t.get(o) for o in options]
+                            for t in trials]))
 
 
 def _evaluation_section(store: RunStore, run: RunRecord) -> str:

@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from modules import columnar
 from modules import model as model_lib
 from modules import strategy as strategy_lib
-from contract.model_inputs import ModelInputs, TrainingOptions
+from contract.model_inputs import ModelInputs, TrainingOptions, with_hyperparameters
 from contract.names import (IDS_SIGNATURE, LABEL_KEY, MODEL_INPUTS_KEY, PREDICTION_KEY,
                             SERVING_SIGNATURE, TRAINING_KEY, TRANSFORM_SIGNATURE)
 
@@ -205,6 +205,22 @@ class EpochHistory(tf.keras.callbacks.Callback):
     return {name: [e[name] for e in self.epochs] for name in names}
 
 
+def make_model(model_inputs: ModelInputs, training: TrainingOptions,
+               vocab_sizes: Mapping[str, int], strategy: tf.distribute.Strategy):
+  """The compiled ranker and its optimizer; call inside `strategy.scope()`."""
+  optimizer = model_lib.make_optimizer(training.optimizer, training.learning_rate)
+  model = model_lib.RankingModel(model_inputs, vocab_sizes, optimizer,
+                                 training.l2_regularization)
+  # The same optimizer for the tables and the model: on a TPU the tables are
+  # updated by the embedding engine with its settings, elsewhere by Keras.
+  model.compile(optimizer=optimizer, steps_per_execution=training.steps_per_execution)
+  if not isinstance(strategy, tf.distribute.TPUStrategy):
+    # Built here rather than in the first step, inside the scope that keeps string
+    # variables out of collectives (on a TPU the layer is built by the TPU API).
+    model_lib.build(model, model_inputs)
+  return model, optimizer
+
+
 def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Mapping[str, int],
           train_files: List[str], eval_files: List[str], feature_spec: Mapping[str, Any],
           write_dir: str, backup_dir: str, strategy: tf.distribute.Strategy,
@@ -219,16 +235,7 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Map
   """
   tf.keras.utils.set_random_seed(training.seed)
   with strategy.scope():
-    optimizer = model_lib.make_optimizer(training.optimizer, training.learning_rate)
-    model = model_lib.RankingModel(model_inputs, vocab_sizes, optimizer,
-                                   training.l2_regularization)
-    # The same optimizer for the tables and the model: on a TPU the tables are
-    # updated by the embedding engine with its settings, elsewhere by Keras.
-    model.compile(optimizer=optimizer, steps_per_execution=training.steps_per_execution)
-    if not isinstance(strategy, tf.distribute.TPUStrategy):
-      # Built here rather than in the first step, inside the scope that keeps string
-      # variables out of collectives (on a TPU the layer is built by the TPU API).
-      model_lib.build(model, model_inputs)
+    model, optimizer = make_model(model_inputs, training, vocab_sizes, strategy)
     if base_model:
       reason = model_lib.why_not_warm(model_lib.saved_table_shapes(base_model),
                                       model_inputs, vocab_sizes)
@@ -346,6 +353,11 @@ def _final_metrics(history: Mapping[str, List[float]]) -> Dict[str, float]:
           if name.startswith('val_')}
 
 
+def tuned_values(hyperparameters: Mapping[str, Any]) -> Dict[str, Any]:
+  """The values of a KerasTuner HyperParameters config (as the Tuner writes it)."""
+  return dict(hyperparameters.get('values', {}))
+
+
 def run_fn(fn_args) -> model_lib.RankingModel:
   """TFX Trainer entry point (GenericExecutor); every worker of a cluster runs it.
 
@@ -353,6 +365,11 @@ def run_fn(fn_args) -> model_lib.RankingModel:
   """
   model_inputs = ModelInputs.from_dict(fn_args.custom_config[MODEL_INPUTS_KEY])
   training = TrainingOptions.from_dict(fn_args.custom_config[TRAINING_KEY])
+  if getattr(fn_args, 'hyperparameters', None):
+    # The Tuner's best values replace the config's.
+    best = tuned_values(fn_args.hyperparameters)
+    logging.info('Training with the Tuner\'s best hyperparameters: %s', best)
+    model_inputs, training = with_hyperparameters(model_inputs, training, best)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   vocab_sizes = vocab_sizes_from_schema(tft_output, model_inputs)
   feature_spec = tft_output.transformed_feature_spec()

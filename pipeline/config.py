@@ -27,7 +27,7 @@ import yaml
 
 from contract.model_inputs import (SIDES, ColumnType, FeatureOptions, FeatureSpec, LabelSpec,
                                    ModelInputs, PositiveInt, StrictModel, Text,
-                                   TrainingOptions, problem_at)
+                                   TrainingOptions, TuningOptions, problem_at)
 from pipeline import config_files
 from pipeline.config_errors import ConfigError, config_error
 from pipeline.vertex_config import VertexConfig
@@ -228,6 +228,8 @@ class RunConfig(StrictModel):
   # Each id column that gets an embedding table, by column name.
   features: Dict[str, FeatureOptions]
   training: TrainingOptions
+  # Hyperparameter search before training (TFX's Tuner); absent: the training options.
+  tuning: Optional[TuningOptions] = None
   evaluation: EvaluationConfig
   statistics: StatisticsConfig = StatisticsConfig()
   validation: ValidationConfig = ValidationConfig()
@@ -276,6 +278,15 @@ class RunConfig(StrictModel):
       raise problem_at('features', 'the embedding_dim of the user features must add up '
                        f'to that of the item features (user {user_units}, item '
                        f'{item_units})')
+    if self.tuning is not None:
+      if not self.tuning.search_space():
+        raise problem_at('tuning', 'lists no option to search (learning_rate, '
+                         'l2_regularization, embedding_dim, batch_size, optimizer)')
+      sides = [sum(f.belongs_to == side for f in self.features.values()) for side in SIDES]
+      if self.tuning.embedding_dim and sides[0] != sides[1]:
+        raise problem_at('tuning.embedding_dim', 'sets every feature\'s embedding_dim, so '
+                         f'it needs as many user features as item features ({sides[0]} '
+                         f'and {sides[1]})')
     for column in self.evaluation.slice_by:
       if column not in columns:
         raise problem_at('evaluation.slice_by', f'{column!r} is not a dataset column')

@@ -201,6 +201,18 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=[config.dataset.validation_split]),
       custom_config={**module_config, names.TRAINING_KEY: training.to_dict()})
+  tuner = None
+  if config.tuning is not None:
+    # Searches on train, scored on validation; the Trainer trains with its best values.
+    tuner = tfx.components.Tuner(
+        tuner_fn=names.TUNER_FN,
+        examples=training_examples,
+        transform_graph=transform.outputs['transform_graph'],
+        train_args=trainer_args['train_args'],
+        eval_args=trainer_args['eval_args'],
+        custom_config={**module_config, names.TRAINING_KEY: training.to_dict(),
+                       names.TUNING_KEY: config.tuning.to_dict()})
+    trainer_args['hyperparameters'] = tuner.outputs['best_hyperparameters']
   if training.warm_start == 'latest_blessed':
     # The tables start from the model the Evaluator would compare against.
     trainer_args['base_model'] = latest_blessed_model.outputs['model']
@@ -236,8 +248,8 @@ def create_pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=pipeline_root or config.paths.pipeline_root,
       components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
-                              validation_gate, transform, columnar, trainer, latest_blessed_model,
-                              evaluator, pusher) if c is not None],
+                              validation_gate, transform, columnar, tuner, trainer,
+                              latest_blessed_model, evaluator, pusher) if c is not None],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=(

@@ -41,7 +41,8 @@ def sample_run(tmp_path_factory):
 def shuffled_run(tmp_path_factory):
   """The pipeline on the sample with its ratings shuffled across rows: nothing to learn.
   Written tab-separated (`dataset.delimiter: "\\t"`), so that a TSV input runs end to end,
-  and split by time into train, validation and test."""
+  split by time into train, validation and test, and tuned with a budget of two trials
+  (the learning rates searched are not the config's)."""
   from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('shuffled_run')
   with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
@@ -56,7 +57,8 @@ def shuffled_run(tmp_path_factory):
       + ['\t'.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
   config = config_lib.load_config(SAMPLE_CONFIG, [
       f'paths.input={data_dir / "*.tsv"}', 'dataset.delimiter="\\t"', 'dataset.split=',
-      'dataset.split_by_time={column: timestamp, validation: 0.1, test: 0.2}'])
+      'dataset.split_by_time={column: timestamp, validation: 0.1, test: 0.2}',
+      'tuning={max_trials: 2, epochs: 1, learning_rate: [0.05, 0.2]}'])
   config = config_lib.with_output_root(config, str(root / 'out'))
   return _run_pipeline(config)
 

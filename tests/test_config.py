@@ -159,6 +159,18 @@ def _mutated(edit):
     (lambda d: d['dataset'].update(split_by_time={'column': 'timestamp', 'validation': 0.5,
                                                   'test': 0.5}) or d['dataset'].pop('split'),
      'dataset.split_by_time.test', 'validation + test must leave rows to train on'),
+    (lambda d: d.update(tuning={'max_trials': 2}), 'tuning', 'lists no option to search'),
+    (lambda d: d.update(tuning={'max_trials': 0, 'learning_rate': [0.1]}),
+     'tuning.max_trials', 'must be positive'),
+    (lambda d: d.update(tuning={'max_trials': 2, 'learning_rate': []}),
+     'tuning.learning_rate', 'at least 1'),
+    (lambda d: d.update(tuning={'max_trials': 2, 'optimizer': ['rmsprop']}),
+     'tuning.optimizer.0', 'adagrad, adam, sgd'),
+    (lambda d: d['dataset']['columns'].update(genre='string') or d['features'].update(
+        genre={'vocab_size': 30, 'embedding_dim': 8, 'belongs_to': 'item'},
+        userId={'vocab_size': 1000, 'embedding_dim': 16, 'belongs_to': 'user'})
+     or d.update(tuning={'max_trials': 2, 'embedding_dim': [8, 16]}),
+     'tuning.embedding_dim', "needs as many user features as item features (1 and 2)"),
     (lambda d: d['beam'].update(direct_running_mode='fast'), 'beam.direct_running_mode',
      'one of'),
     (lambda d: d.update(pipeline_name='My Pipeline'), 'pipeline_name', 'lower-case'),
@@ -386,7 +398,7 @@ def test_extends_errors_name_the_file(tmp_path):
      'accelerator_type?'),
     (lambda d: d.update(zzz=1), 'test.yaml: zzz: unknown key; expected one of beam, '
      'dataset, evaluation, features, paths, pipeline_name, statistics, training, '
-     'validation, vertex'),
+     'tuning, validation, vertex'),
 ])
 def test_unknown_keys_suggest_the_closest_known_one(edit, message):
   assert str(_error(_mutated(edit))) == message

@@ -14,6 +14,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 import local_runner
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
 from inspection import artifact_contents
+from inspection import progress
+from inspection import run_store
 from modules import columnar
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
@@ -339,6 +341,33 @@ def test_a_time_split_trains_on_the_past_and_judges_on_the_latest_rows(shuffled_
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   overall = dict(tfma.load_eval_result(evaluation.uri).slicing_metrics)[()]['']['']
   assert overall['example_count']['doubleValue'] == len(times['test'])
+
+
+@pytest.mark.slow
+def test_the_trainer_trains_with_the_tuners_best_values(shuffled_run):
+  config, record = shuffled_run
+  tuner = _only_execution(record, 'Tuner')
+  assert tuner.last_known_state == tuner.COMPLETE
+  outputs = record.outputs_of(tuner.id)
+  results, = outputs['tuner_results']
+  with open(os.path.join(results.uri, 'tuner_results.json')) as f:
+    trials = json.load(f)
+  assert len(trials) == 2 and {t['learning_rate'] for t in trials} <= {0.05, 0.2}
+  best, = outputs['best_hyperparameters']
+  trainer = _only_execution(record, 'Trainer')
+  assert [a.id for a in record.inputs_of(trainer.id)['hyperparameters']] == [best.id]
+  with open(os.path.join(best.uri, 'best_hyperparameters.txt')) as f:
+    values = json.load(f)['values']
+  assert values['learning_rate'] == trials[0]['learning_rate']
+  model_run, = record.outputs_of(trainer.id)['model_run']
+  with open(os.path.join(model_run.uri, 'metrics.json')) as f:
+    trained_with = json.load(f)['config']['training']
+  assert trained_with['learning_rate'] == values['learning_rate'] != (
+      config.training.learning_rate)
+  store = run_store.RunStore(run_store.sqlite_connection(config.paths.metadata_path))
+  tuner_record, = [e for e in store.run().executions if e.component == 'Tuner']
+  assert progress.headline(store, tuner_record).startswith(
+      f'best of 2 trial(s): validation AUC {trials[0]["score"]:.4f} with learning_rate ')
 
 
 @pytest.mark.slow

@@ -165,6 +165,17 @@ def test_artifacts_go_under_the_gcs_root_and_project_files_come_from_the_image(t
   assert push == {'filesystem': {'base_directory': 'gs://my-bucket/ranker/movielens-1m/serving'}}
 
 
+def test_a_tuned_config_compiles_the_tuner_before_the_trainer(tmp_path):
+  config = _variant(tmp_path, tuning={'max_trials': 4, 'learning_rate': [0.5, 2.0]})
+  code, spec = _compile(tmp_path, config)
+  assert code == 0
+  tasks = _tasks(spec)
+  assert set(tasks['Tuner']['dependentTasks']) == {'ColumnarExamplesGen', 'Transform'}
+  assert 'Tuner' in tasks['Trainer']['dependentTasks']
+  tuning = json.loads(_parameter(spec, 'Tuner', 'custom_config'))['tuning']
+  assert tuning['max_trials'] == 4 and tuning['learning_rate'] == [0.5, 2.0]
+
+
 def test_gpu_workers_without_dataflow_and_an_endpoint(tmp_path):
   config = _variant(tmp_path, vertex={
       'trainer': {'machine_type': 'n1-standard-8', 'accelerator_type': 'NVIDIA_TESLA_T4',

@@ -1,0 +1,82 @@
+"""TFX Tuner's `tuner_fn`: a KerasTuner random search over the run config's `tuning:`.
+
+Each trial builds the ranker the Trainer builds (modules/trainer.py) with one choice of
+the listed options, trains it `tuning.epochs` epochs on the train split and is scored by
+its best AUC on the validation split. The Tuner writes the best choice; the Trainer
+then trains with it (run_fn reads `fn_args.hyperparameters`). The module imports no TFX.
+
+KerasTuner 1.4 builds Keras 3 models when Keras 3 is installed, as it is beside TFX
+1.16; the ranker is a tf-keras (Keras 2) model, as TFRS and tf.Transform need. So the
+tuner trains its trials itself (`run_trial`) and uses KerasTuner for the search: the
+oracle, its trials and their scores, which TFX's Tuner writes out.
+"""
+
+import collections
+import os
+from typing import Dict
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import keras_tuner  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from contract.model_inputs import (ModelInputs, TrainingOptions, TuningOptions,
+                                   with_hyperparameters)
+from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY, TUNING_KEY
+from modules import trainer
+
+OBJECTIVE = 'val_auc'
+
+
+class RankerTuner(keras_tuner.Tuner):
+  """Random choices of the searched options, each trained as the Trainer would."""
+
+  def __init__(self, model_inputs: ModelInputs, training: TrainingOptions,
+               tuning: TuningOptions, fn_args):
+    search_space = keras_tuner.HyperParameters()
+    for name, choices in tuning.search_space().items():
+      search_space.Choice(name, list(choices))
+    super().__init__(
+        oracle=keras_tuner.oracles.RandomSearchOracle(
+            objective=keras_tuner.Objective(OBJECTIVE, direction='max'),
+            max_trials=tuning.max_trials, seed=tuning.seed, hyperparameters=search_space),
+        directory=fn_args.working_dir, project_name='ranker', overwrite=True)
+    self._model_inputs, self._training, self._tuning = model_inputs, training, tuning
+    self._train_files, self._validation_files = fn_args.train_files, fn_args.eval_files
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    self._vocab_sizes = trainer.vocab_sizes_from_schema(tft_output, model_inputs)
+    self._feature_spec = tft_output.transformed_feature_spec()
+
+  def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
+    model_inputs, training = with_hyperparameters(self._model_inputs, self._training,
+                                                  trial.hyperparameters.values)
+    tf.keras.backend.clear_session()  # the last trial's tables go
+    tf.keras.utils.set_random_seed(training.seed)
+    model, _ = trainer.make_model(model_inputs, training, self._vocab_sizes,
+                                  tf.distribute.get_strategy())
+    batch = training.batch_size
+    history = model.fit(
+        trainer.input_dataset(self._train_files, self._feature_spec, batch, shuffle=True,
+                              seed=training.seed, repeat=True),
+        epochs=self._tuning.epochs,
+        steps_per_epoch=trainer.steps_per_pass(self._train_files, 1, batch, 'train'),
+        validation_data=trainer.input_dataset(self._validation_files, self._feature_spec,
+                                              batch, shuffle=False, seed=training.seed),
+        validation_steps=trainer.steps_per_pass(self._validation_files, 1, batch,
+                                                'validation'),
+        verbose=2)
+    return {OBJECTIVE: max(history.history[OBJECTIVE])}
+
+
+# What TFX's Tuner executor reads off tuner_fn's result (its TunerFnResult has these
+# two fields; this module imports no TFX).
+TunerFnResult = collections.namedtuple('TunerFnResult', ['tuner', 'fit_kwargs'])
+
+
+def tuner_fn(fn_args) -> TunerFnResult:
+  """TFX Tuner entry point: the tuner and what its `search` is called with."""
+  tuner = RankerTuner(ModelInputs.from_dict(fn_args.custom_config[MODEL_INPUTS_KEY]),
+                      TrainingOptions.from_dict(fn_args.custom_config[TRAINING_KEY]),
+                      TuningOptions.from_dict(fn_args.custom_config[TUNING_KEY]), fn_args)
+  return TunerFnResult(tuner=tuner, fit_kwargs={})

@@ -1,20 +1,26 @@
-"""Quality: the project's model versus a peer library's matrix factorisation, same split.
+"""Quality: the project's model versus tuned peers, judged on a test split nobody tuned on.
 
-    .venv/bin/python bench/quality.py                  # MovieLens 100K and latest-small
-    .venv/bin/python bench/quality.py --config configs/movielens_100k.yaml
+    .venv/bin/python bench/quality.py       # MovieLens 100K and latest-small, random and time splits
+    .venv/bin/python bench/quality.py --datasets ml-100k --splits time --tune-trials 0
+    .venv/bin/python bench/quality.py --config configs/x.yaml --output-root DIR --no-run
 
-For each dataset the pipeline runs as its config says (or, with --no-run, an earlier
-run is read), then on the pipeline's own train/eval split (CsvExampleGen's output,
-read back from ML Metadata) scikit-surprise fits SVD (Funk matrix factorisation with
-biases, its defaults) and BaselineOnly (user and item biases alone) on the train
-ratings; their predicted ratings score the eval rows. Every model is judged by the
-same AUC (scikit-learn) on the same 0/1 label, `rating >= 4`; the pushed model is
-scored through its `serve_ids` signature, and TFMA's AUC is shown beside it.
-Real MovieLens files come from ../shared/data and are converted on first use.
+For each dataset and split the pipeline runs on three splits: `random` hashes rows
+8:1:1 into train, validation and test; `time` puts the latest 10% of ratings in test and
+the 10% before them in validation. With `--tune-trials` (default 6) the pipeline's
+Tuner chooses the model's learning rate, L2 and embedding dim on validation (each trial
+`--tune-epochs` epochs), and the Trainer trains with its choice for the config's epochs.
+The peers (scikit-surprise) fit on the same train rows: SVD tuned by a grid on the same
+validation rows, SVD++ and BaselineOnly (user and item biases) with their defaults.
+Every method is judged by the same AUC (scikit-learn) of `rating >= 4` on the test rows;
+the project model through its `serve_ids` signature, with the Evaluator's (TFMA) AUC on
+the same rows beside it. MovieLens files come from ../shared/data, converted on first use.
+With `--config ... --no-run`, an existing run is read and judged on its own splits.
 """
 
+import itertools
 import os
 import sys
+from typing import Any, Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,36 +31,47 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from inspection import artifact_contents  # pylint: disable=g-import-not-at-top
 from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
 
-# config -> the raw MovieLens file under ../shared/data it is converted from.
+CONFIGS = os.path.join(common.PROJECT_DIR, 'configs')
+# name -> (config, the raw MovieLens file under ../shared/data it is converted from).
 DATASETS = {
-    os.path.join(common.PROJECT_DIR, 'configs', 'movielens_100k.yaml'):
-        os.path.join('ml-100k', 'u.data'),
-    os.path.join(common.PROJECT_DIR, 'configs', 'movielens_latest_small.yaml'):
-        os.path.join('ml-latest-small', 'ratings.csv'),
+    'ml-100k': (os.path.join(CONFIGS, 'movielens_100k.yaml'), os.path.join('ml-100k', 'u.data')),
+    'latest-small': (os.path.join(CONFIGS, 'movielens_latest_small.yaml'),
+                     os.path.join('ml-latest-small', 'ratings.csv')),
 }
+SPLITS = {
+    'random': {'split': {'train': 8, 'validation': 1, 'test': 1}},
+    'time': {'split': None,
+             'split_by_time': {'column': 'timestamp', 'validation': 0.1, 'test': 0.1}},
+}
+# The Tuner's search, around the shipped MovieLens options.
+TUNING = {'learning_rate': [0.5, 1.0, 2.0], 'l2_regularization': [0.01, 0.03, 0.1],
+          'embedding_dim': [16, 32, 64]}
+# SVD's grid (scikit-surprise's names), each point fitted on train, scored on validation.
+SVD_GRID = {'n_factors': [20, 50, 100], 'reg_all': [0.02, 0.05, 0.1],
+            'lr_all': [0.005, 0.01]}
+SMOKE_SVD_GRID = {'n_factors': [10], 'reg_all': [0.02, 0.1], 'lr_all': [0.005]}
+MODEL = 'project model'
 
 
 def _ensure_input(config: config_lib.RunConfig, raw_name: str) -> None:
-  if _matches(config):
+  try:
+    config_lib.check_inputs_exist(config)
     return
-  raw = os.path.join(common.SHARED_DATA_DIR, raw_name) if raw_name else ''
-  if not raw or not os.path.exists(raw):
+  except config_lib.ConfigError:
+    pass
+  raw = os.path.join(common.SHARED_DATA_DIR, raw_name)
+  if not os.path.exists(raw):
     raise SystemExit(f'{config.paths.input} matches nothing and there is no {raw_name} '
                      f'under {common.SHARED_DATA_DIR}: download it with data/movielens.py')
   from data import movielens  # pylint: disable=g-import-not-at-top
   movielens.convert(raw, config.paths.input.replace('*', 'ratings'))
 
 
-def _matches(config: config_lib.RunConfig) -> bool:
-  try:
-    config_lib.check_inputs_exist(config)
-    return True
-  except config_lib.ConfigError:
-    return False
+Rows = Tuple[np.ndarray, np.ndarray, np.ndarray]  # user ids, item ids, ratings
 
 
-def _rows(examples_uri: str, split: str):
-  """(user ids, item ids, ratings) of one split of CsvExampleGen's output."""
+def _rows(examples_uri: str, split: str) -> Rows:
+  """One split of CsvExampleGen's output."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*.gz'))
   spec = {'userId': tf.io.FixedLenFeature([], tf.int64),
@@ -69,90 +86,147 @@ def _rows(examples_uri: str, split: str):
   return np.concatenate(users), np.concatenate(items), np.concatenate(ratings)
 
 
-def _surprise_scores(algorithm, train, evaluation) -> np.ndarray:
+def _surprise_scores(algorithm, train: Rows, *scored: Rows) -> List[np.ndarray]:
+  """Fits on train; the predicted ratings of each of `scored`."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
   import surprise  # pylint: disable=g-import-not-at-top
   frame = pd.DataFrame({'user': train[0], 'item': train[1], 'rating': train[2]})
   data = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(0.5, 5.0)))
   algorithm.fit(data.build_full_trainset())
-  return np.array([algorithm.predict(u, i).est for u, i in zip(evaluation[0], evaluation[1])])
+  return [np.array([algorithm.predict(u, i).est for u, i in zip(rows[0], rows[1])])
+          for rows in scored]
 
 
-def _model_scores(model_dir: str, evaluation) -> np.ndarray:
+def _model_scores(model_dir: str, *scored: Rows) -> List[np.ndarray]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   serve_ids = tf.saved_model.load(model_dir).signatures['serve_ids']
-  return serve_ids(userId=tf.constant(evaluation[0]),
-                   movieId=tf.constant(evaluation[1]))['probability'].numpy().ravel()
+  return [serve_ids(userId=tf.constant(rows[0]), movieId=tf.constant(rows[1]))[
+      'probability'].numpy().ravel() for rows in scored]
 
 
-def evaluate(config: config_lib.RunConfig, output_root: str, run: bool) -> dict:
-  """The AUC of every method on the eval split of one dataset's pipeline run."""
-  import surprise  # pylint: disable=g-import-not-at-top
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
   from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
-  from inspection import run_store  # pylint: disable=g-import-not-at-top
-  if run:
-    outcome = common.run_pipeline(config.source, output_root, {})
-    store, pipeline_run = outcome['store'], outcome['run']
-  else:
-    store = run_store.RunStore(run_store.sqlite_connection(
-        os.path.join(output_root, 'metadata.sqlite')), config.pipeline_name)
-    pipeline_run = store.run()
-  examples = store.output(pipeline_run, 'CsvExampleGen', 'examples')
-  model = store.output(pipeline_run, 'Trainer', 'model')
-  evaluation_artifact = store.output(pipeline_run, 'Evaluator', 'evaluation')
-  train, evaluation = _rows(examples.uri, 'train'), _rows(examples.uri, 'eval')
+  return float(roc_auc_score(labels, scores)) if np.ptp(scores) > 0 else 0.5
+
+
+def _tuned_svd(train: Rows, validation: Rows, test: Rows, labels: Tuple[np.ndarray, np.ndarray],
+               grid: Dict[str, List[Any]]) -> Tuple[Dict[str, Any], float, np.ndarray]:
+  """SVD with the grid point of best validation AUC: (its parameters, that AUC, its
+  test scores)."""
+  import surprise  # pylint: disable=g-import-not-at-top
+  best = None
+  for values in itertools.product(*grid.values()):
+    params = dict(zip(grid, values))
+    on_validation, on_test = _surprise_scores(surprise.SVD(random_state=1, **params),
+                                              train, validation, test)
+    auc = _auc(labels[0], on_validation)
+    if best is None or auc > best[1]:
+      best = (params, auc, on_test)
+  return best
+
+
+def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool) -> Dict[str, Any]:
+  """Every method's AUC on the test rows (and validation rows) of one pipeline run."""
+  import surprise  # pylint: disable=g-import-not-at-top
   label = config.dataset.label.spec
   if label.column != 'rating' or label.operator != '>=':
-    raise SystemExit(f'{config.source}: the baselines predict ratings; the label must be '
-                     f'rating >= threshold, not {label.expression}')
-  labels = evaluation[2] >= label.threshold
+    raise SystemExit(f'{config.source}: the peers predict ratings; the label must be '
+                     'rating >= threshold')
+  examples = store.output(pipeline_run, 'CsvExampleGen', 'examples')
+  train, validation, test = (_rows(examples.uri, split) for split in (
+      'train', config.dataset.validation_split, config.dataset.test_split))
+  labels = (validation[2] >= label.threshold, test[2] >= label.threshold)
 
-  scores = {
-      'project model (serve_ids)': _model_scores(os.path.join(model.uri, 'Format-Serving'),
-                                                 evaluation),
-      'surprise SVD': _surprise_scores(surprise.SVD(random_state=1), train, evaluation),
-      'surprise BaselineOnly (biases)': _surprise_scores(surprise.BaselineOnly(verbose=False),
-                                                        train, evaluation),
-      'global mean (no signal)': np.zeros(len(labels)),
+  model = store.output(pipeline_run, 'Trainer', 'model')
+  scores = {MODEL: _model_scores(os.path.join(model.uri, 'Format-Serving'), validation, test)}
+  svd_params, _, svd_test = _tuned_svd(train, validation, test, labels,
+                                       SMOKE_SVD_GRID if smoke else SVD_GRID)
+  scores['surprise SVD (tuned on validation)'] = [None, svd_test]
+  for name, algorithm in (('surprise SVD (defaults)', surprise.SVD(random_state=1)),
+                          ('surprise SVD++ (defaults)', surprise.SVDpp(random_state=1)),
+                          ('surprise BaselineOnly (biases)', surprise.BaselineOnly(
+                              verbose=False))):
+    scores[name] = _surprise_scores(algorithm, train, validation, test)
+  scores['global mean (no signal)'] = [np.zeros(len(labels[0])), np.zeros(len(labels[1]))]
+
+  evaluation = store.output(pipeline_run, 'Evaluator', 'evaluation')
+  best_hyperparameters = store.output(pipeline_run, 'Tuner', 'best_hyperparameters')
+  tuned = None
+  if best_hyperparameters is not None:
+    import json  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(best_hyperparameters.uri, 'best_hyperparameters.txt')) as f:
+      tuned = json.load(f)['values']
+  test_auc = {name: _auc(labels[1], s[1]) for name, s in scores.items()}
+  peers = [name for name in test_auc if name not in (MODEL, 'global mean (no signal)')]
+  best_peer = max(peers, key=test_auc.get)
+  return {
+      'pipeline': config.pipeline_name,
+      'train_rows': int(len(train[0])), 'validation_rows': int(len(validation[0])),
+      'test_rows': int(len(test[0])), 'positive_share': float(labels[1].mean()),
+      'test_auc': test_auc,
+      'validation_auc': {name: _auc(labels[0], s[0]) for name, s in scores.items()
+                         if s[0] is not None},
+      'tfma_auc': artifact_contents.evaluation(evaluation.uri)['slices'][0]['metrics'].get(
+          'auc'),
+      'svd_tuned_params': svd_params,
+      'model_tuned_values': tuned,
+      'best_peer': best_peer,
+      'model_minus_best_peer': test_auc[MODEL] - test_auc[best_peer],
   }
-  auc = {name: float(roc_auc_score(labels, s)) if np.ptp(s) > 0 else 0.5
-         for name, s in scores.items()}
-  tfma = artifact_contents.evaluation(evaluation_artifact.uri)['slices'][0]['metrics']
-  return {'pipeline': config.pipeline_name, 'train_rows': int(len(train[0])),
-          'eval_rows': int(len(labels)), 'positive_share': float(labels.mean()),
-          'auc': auc, 'tfma_auc': tfma.get('auc'),
-          'model_over_svd': auc['project model (serve_ids)'] / auc['surprise SVD']}
+
+
+def _overrides(split: str, tune_trials: int, tune_epochs: int) -> Dict[str, Any]:
+  overrides: Dict[str, Any] = {'dataset': dict(SPLITS[split])}
+  if tune_trials:
+    overrides['tuning'] = {'max_trials': tune_trials, 'epochs': tune_epochs, **TUNING}
+  return overrides
 
 
 def main(argv=None) -> int:
   parser = common.parser(__doc__.split('\n\n')[0])
-  parser.add_argument('--config', action='append',
-                      help='a dataset config (repeatable; default: MovieLens 100K and '
-                      'latest-small)')
-  parser.add_argument('--output-root', help='with one --config: its run\'s output root '
-                      '(default: bench/work/quality/<pipeline>)')
+  parser.add_argument('--datasets', nargs='+', choices=list(DATASETS), default=list(DATASETS))
+  parser.add_argument('--splits', nargs='+', choices=list(SPLITS), default=list(SPLITS))
+  parser.add_argument('--tune-trials', type=int, default=6,
+                      help='Tuner trials for the project model (0: the config\'s options)')
+  parser.add_argument('--tune-epochs', type=int, default=10, help='epochs per trial')
+  parser.add_argument('--config', help='judge an existing run of this config instead '
+                      '(with --output-root and --no-run)')
+  parser.add_argument('--output-root', help='the existing run\'s output root')
   parser.add_argument('--no-run', action='store_true',
-                      help='read the latest existing run instead of running the pipeline')
+                      help='read the latest run under --output-root instead of running')
   args = parser.parse_args(argv)
-  configs = args.config or list(DATASETS)
-  if args.output_root and len(configs) != 1:
-    parser.error('--output-root needs exactly one --config')
+  from inspection import run_store  # pylint: disable=g-import-not-at-top
 
   results = []
-  for path in configs:
-    config = config_lib.load_config(path)
-    if not args.no_run:
-      _ensure_input(config, DATASETS.get(os.path.abspath(path), ''))
-    output_root = args.output_root or os.path.join(common.WORK_DIR, 'quality',
-                                                   config.pipeline_name)
-    results.append(evaluate(config, output_root, run=not args.no_run))
+  if args.config:
+    if not (args.no_run and args.output_root):
+      parser.error('--config needs --output-root and --no-run')
+    config = config_lib.load_config(args.config)
+    store = run_store.RunStore(run_store.sqlite_connection(
+        os.path.join(args.output_root, 'metadata.sqlite')), config.pipeline_name)
+    results.append({'dataset': config.pipeline_name, 'split': 'as configured',
+                    **evaluate(config, store, store.run(), args.smoke)})
+  else:
+    for dataset, split in itertools.product(args.datasets, args.splits):
+      config_path, raw_name = DATASETS[dataset]
+      _ensure_input(config_lib.load_config(config_path), raw_name)
+      output_root = os.path.join(common.WORK_DIR, 'quality', f'{dataset}-{split}')
+      overrides = _overrides(split, args.tune_trials, args.tune_epochs)
+      outcome = common.run_pipeline(config_path, output_root, overrides)
+      config = config_lib.load_config(os.path.join(output_root, 'bench_config.yaml'))
+      results.append({'dataset': dataset, 'split': split, 'pipeline_seconds':
+                      outcome['wall_seconds'],
+                      **evaluate(config, outcome['store'], outcome['run'], args.smoke)})
 
-  methods = list(results[0]['auc'])
+  methods = list(results[0]['test_auc'])
   print(common.text_table(
-      ['dataset', 'eval rows', 'positive'] + methods + ['TFMA AUC', 'model / SVD'],
-      [[r['pipeline'], f'{r["eval_rows"]:,}', f'{r["positive_share"]:.3f}']
-       + [f'{r["auc"][m]:.4f}' for m in methods]
-       + [f'{r["tfma_auc"]:.4f}', f'{r["model_over_svd"]:.3f}'] for r in results]))
+      ['dataset', 'split', 'test rows'] + methods + ['TFMA AUC', 'model - best peer'],
+      [[r['dataset'], r['split'], f'{r["test_rows"]:,}']
+       + [f'{r["test_auc"][m]:.4f}' for m in methods]
+       + [f'{r["tfma_auc"]:.4f}', f'{r["model_minus_best_peer"]:+.4f}'] for r in results]))
+  for r in results:
+    print(f'{r["dataset"]} {r["split"]}: SVD tuned {r["svd_tuned_params"]}; model tuned '
+          f'{r["model_tuned_values"]}')
   path = common.write_result(args.results_dir, 'quality', args.smoke,
                              [os.path.basename(sys.executable), *sys.argv], results)
   print(f'\nwrote {path}')

@@ -65,17 +65,18 @@ def test_serving_times_both_signatures_at_each_batch_size(tmp_path, sample_run):
 
 
 @pytest.mark.slow
-def test_quality_scores_every_method_on_the_pipelines_eval_split(tmp_path, sample_run):
+def test_quality_scores_every_method_on_the_runs_test_rows(tmp_path, sample_run):
   config, _ = sample_run
   results, _ = _smoke(tmp_path, 'quality', '--config', config.source, '--output-root',
                       config.paths.output_root, '--no-run')
   result, = results
-  assert result['eval_rows'] > 1000 and result['train_rows'] > 4 * 1000
+  assert result['test_rows'] > 1000 and result['train_rows'] > 4 * 1000
   # The same model judged by TFMA and by the benchmark's own AUC: one number.
-  assert result['auc']['project model (serve_ids)'] == pytest.approx(result['tfma_auc'],
-                                                                     abs=1e-3)
-  assert result['auc']['global mean (no signal)'] == 0.5
-  assert 0.6 < result['auc']['surprise SVD'] < 0.9
+  assert result['test_auc']['project model'] == pytest.approx(result['tfma_auc'], abs=1e-3)
+  assert result['test_auc']['global mean (no signal)'] == 0.5
+  assert 0.6 < result['test_auc']['surprise SVD (tuned on validation)'] < 0.9
+  assert set(result['svd_tuned_params']) == {'n_factors', 'reg_all', 'lr_all'}
+  assert result['best_peer'] in result['test_auc']
 
 
 @pytest.mark.slow

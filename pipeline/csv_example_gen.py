@@ -178,7 +178,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 
 def _custom_config(columns: Dict[str, str], delimiter: str,
-                   time_split: Optional[Dict[str, Any]]) -> example_gen_pb2.CustomConfig:
+                   time_split: Optional[Dict[str, Any]] = None
+                   ) -> example_gen_pb2.CustomConfig:
   """The column types, delimiter and time split, as ExampleGen's CustomConfig (an Any)
   carries them."""
   settings = struct_pb2.Struct()

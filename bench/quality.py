@@ -39,7 +39,8 @@ DATASETS = {
                      os.path.join('ml-latest-small', 'ratings.csv')),
 }
 SPLITS = {
-    'random': {'split': {'train': 8, 'validation': 1, 'test': 1}},
+    # `eval: null` drops the dataset config's eval (configs merge key by key).
+    'random': {'split': {'train': 8, 'eval': None, 'validation': 1, 'test': 1}},
     'time': {'split': None,
              'split_by_time': {'column': 'timestamp', 'validation': 0.1, 'test': 0.1}},
 }

@@ -7,8 +7,9 @@
 For each dataset and split the pipeline runs on three splits: `random` hashes rows
 8:1:1 into train, validation and test; `time` puts the latest 10% of ratings in test and
 the 10% before them in validation. With `--tune-trials` (default 6) the pipeline's
-Tuner chooses the model's learning rate, L2 and embedding dim on validation (each trial
-`--tune-epochs` epochs), and the Trainer trains with its choice for the config's epochs.
+Tuner chooses the model's learning rate, L2, embedding dim and epoch count on
+validation (each trial up to `--tune-epochs` epochs, scored by its best epoch), and the
+Trainer trains with its choice.
 The peers (scikit-surprise) fit on the same train rows: SVD tuned by a grid on the same
 validation rows, SVD++ and BaselineOnly (user and item biases) with their defaults.
 Every method is judged by the same AUC (scikit-learn) of `rating >= 4` on the test rows;
@@ -189,7 +190,8 @@ def main(argv=None) -> int:
   parser.add_argument('--splits', nargs='+', choices=list(SPLITS), default=list(SPLITS))
   parser.add_argument('--tune-trials', type=int, default=6,
                       help='Tuner trials for the project model (0: the config\'s options)')
-  parser.add_argument('--tune-epochs', type=int, default=10, help='epochs per trial')
+  parser.add_argument('--tune-epochs', type=int, default=30,
+                      help='the most epochs a trial trains (its best epoch counts)')
   parser.add_argument('--config', help='judge an existing run of this config instead '
                       '(with --output-root and --no-run)')
   parser.add_argument('--output-root', help='the existing run\'s output root')

@@ -158,8 +158,9 @@ _Choices = Annotated[Tuple[_T, ...], pydantic.Field(min_length=1)]
 
 class TuningOptions(StrictModel):
   """What the Tuner searches: each listed option's values (absent: the training value
-  stays), `max_trials` random combinations of them, each trained `epochs` epochs and
-  scored by its AUC on the validation split."""
+  stays), `max_trials` random combinations of them, each trained up to `epochs` epochs
+  and scored by its best epoch's AUC on the validation split; the Trainer trains the
+  best combination for its best epoch count."""
   max_trials: PositiveInt
   epochs: PositiveInt = 1
   seed: Integer = 42
@@ -183,7 +184,12 @@ TUNED_OPTIONS = ('learning_rate', 'l2_regularization', 'embedding_dim', 'batch_s
 
 def with_hyperparameters(model_inputs: ModelInputs, training: TrainingOptions,
                          values: Mapping[str, Any]) -> Tuple[ModelInputs, TrainingOptions]:
-  """The model inputs and training options with the tuned `values` in place."""
+  """The model inputs and training options with the tuned `values` in place (and the
+  Tuner's `epochs`, its best trial's best epoch, unless training counts steps)."""
+  values = dict(values)
+  epochs = values.pop('epochs', None)
+  if epochs is not None and training.steps is None:
+    training = training.model_copy(update={'epochs': epochs})
   unknown = set(values) - set(TUNED_OPTIONS)
   if unknown:
     raise ValueError(f'not tunable: {", ".join(sorted(unknown))}')

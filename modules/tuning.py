@@ -1,9 +1,11 @@
 """TFX Tuner's `tuner_fn`: a KerasTuner random search over the run config's `tuning:`.
 
 Each trial builds the ranker the Trainer builds (modules/trainer.py) with one choice of
-the listed options, trains it `tuning.epochs` epochs on the train split and is scored by
-its best AUC on the validation split. The Tuner writes the best choice; the Trainer
-then trains with it (run_fn reads `fn_args.hyperparameters`). The module imports no TFX.
+the listed options, trains it up to `tuning.epochs` epochs on the train split and is
+scored by its best epoch's AUC on the validation split; that epoch count is recorded
+with the choice. The Tuner writes the best choice; the Trainer then trains with it,
+for that many epochs (run_fn reads `fn_args.hyperparameters`). The module imports no
+TFX.
 
 KerasTuner 1.4 builds Keras 3 models when Keras 3 is installed, as it is beside TFX
 1.16; the ranker is a tf-keras (Keras 2) model, as TFRS and tf.Transform need. So the
@@ -66,7 +68,12 @@ class RankerTuner(keras_tuner.Tuner):
         validation_steps=trainer.steps_per_pass(self._validation_files, 1, batch,
                                                 'validation'),
         verbose=2)
-    return {OBJECTIVE: max(history.history[OBJECTIVE])}
+    # A trial is scored by its best epoch, and that epoch count is part of what it
+    # chose: the Trainer trains that long, not past the point where validation fell.
+    scores = history.history[OBJECTIVE]
+    best_epoch = max(range(len(scores)), key=scores.__getitem__)
+    trial.hyperparameters.Fixed('epochs', best_epoch + 1)
+    return {OBJECTIVE: scores[best_epoch]}
 
 
 # What TFX's Tuner executor reads off tuner_fn's result (its TunerFnResult has these

@@ -58,7 +58,7 @@ def shuffled_run(tmp_path_factory):
   config = config_lib.load_config(SAMPLE_CONFIG, [
       f'paths.input={data_dir / "*.tsv"}', 'dataset.delimiter="\\t"', 'dataset.split=',
       'dataset.split_by_time={column: timestamp, validation: 0.1, test: 0.2}',
-      'tuning={max_trials: 2, epochs: 1, learning_rate: [0.05, 0.2]}'])
+      'tuning={max_trials: 2, epochs: 2, learning_rate: [0.05, 0.2]}'])
   config = config_lib.with_output_root(config, str(root / 'out'))
   return _run_pipeline(config)
 

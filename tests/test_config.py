@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
+from contract import model_inputs as model_inputs_lib
 from contract.model_inputs import LabelSpec, ModelInputs
 from pipeline import config as config_lib
 from pipeline import vertex_config
@@ -466,3 +467,18 @@ def test_the_config_command_prints_the_resolved_config_or_one_error_line():
   assert result.returncode == 2 and result.stdout == ''
   assert result.stderr == (f'config: {SAMPLE_CONFIG}: training.optimiser: unknown key; '
                            'did you mean optimizer?\n')
+
+
+def test_tuned_values_replace_the_options_and_the_best_epoch_count_the_epochs():
+  config = config_lib.load_config(SAMPLE_CONFIG)
+  model_inputs, training = model_inputs_lib.with_hyperparameters(
+      config.model_inputs, config.training,
+      {'learning_rate': 0.1, 'embedding_dim': 4, 'epochs': 3})
+  assert training.learning_rate == 0.1 and training.epochs == 3
+  assert {f.embedding_dim for f in model_inputs.features} == {4}
+  by_steps = config.training.model_copy(update={'epochs': None, 'steps': 100})
+  _, training = model_inputs_lib.with_hyperparameters(config.model_inputs, by_steps,
+                                                      {'epochs': 3})
+  assert training.steps == 100 and training.epochs is None
+  with pytest.raises(ValueError, match='not tunable: tpu'):
+    model_inputs_lib.with_hyperparameters(config.model_inputs, config.training, {'tpu': 'x'})

@@ -364,6 +364,8 @@ def test_the_trainer_trains_with_the_tuners_best_values(shuffled_run):
     trained_with = json.load(f)['config']['training']
   assert trained_with['learning_rate'] == values['learning_rate'] != (
       config.training.learning_rate)
+  # As long as the best trial's best epoch, not the config's 15 epochs.
+  assert trained_with['epochs'] == values['epochs'] in (1, 2)
   store = run_store.RunStore(run_store.sqlite_connection(config.paths.metadata_path))
   tuner_record, = [e for e in store.run().executions if e.component == 'Tuner']
   assert progress.headline(store, tuner_record).startswith(

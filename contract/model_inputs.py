@@ -148,7 +148,6 @@ class TrainingOptions(StrictModel):
     return self
 
 
-
 _PositiveNumber = Annotated[float, pydantic.Field(strict=True, gt=0)]
 _NonNegativeNumber = Annotated[float, pydantic.Field(strict=True, ge=0)]
 _T = TypeVar('_T')
@@ -186,17 +185,16 @@ def with_hyperparameters(model_inputs: ModelInputs, training: TrainingOptions,
                          values: Mapping[str, Any]) -> Tuple[ModelInputs, TrainingOptions]:
   """The model inputs and training options with the tuned `values` in place (and the
   Tuner's `epochs`, its best trial's best epoch, unless training counts steps)."""
-  values = dict(values)
-  epochs = values.pop('epochs', None)
-  if epochs is not None and training.steps is None:
-    training = training.model_copy(update={'epochs': epochs})
-  unknown = set(values) - set(TUNED_OPTIONS)
+  update = dict(values)
+  epochs = update.pop('epochs', None)
+  unknown = set(update) - set(TUNED_OPTIONS)
   if unknown:
     raise ValueError(f'not tunable: {", ".join(sorted(unknown))}')
-  if 'embedding_dim' in values:
+  embedding_dim = update.pop('embedding_dim', None)
+  if embedding_dim is not None:
     model_inputs = model_inputs.model_copy(update={'features': tuple(
-        f.model_copy(update={'embedding_dim': values['embedding_dim']})
+        f.model_copy(update={'embedding_dim': embedding_dim})
         for f in model_inputs.features)})
-  training = training.model_copy(update={k: v for k, v in values.items()
-                                         if k != 'embedding_dim'})
-  return model_inputs, training
+  if epochs is not None and training.steps is None:
+    update['epochs'] = epochs
+  return model_inputs, training.model_copy(update=update)

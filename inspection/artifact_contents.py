@@ -86,13 +86,15 @@ def training_record(model_run_uri: str) -> Optional[Dict[str, Any]]:
 
 
 def tuner_trials(tuner_results_uri: str) -> List[Dict[str, Any]]:
-  """The Tuner's completed trials, best first: trial_id, score (validation AUC) and the
-  value of each searched option."""
+  """The Tuner's completed trials, best first: trial_id, score (validation AUC) and
+  values (each chosen option's value). TFX writes the options beside the other two."""
   try:
-    return json.loads(artifact_files.read_bytes(
+    rows = json.loads(artifact_files.read_bytes(
         os.path.join(tuner_results_uri, 'tuner_results.json')))
   except (OSError, ValueError):
     return []
+  return [{'trial_id': row.pop('trial_id'), 'score': row.pop('score'), 'values': row}
+          for row in rows]
 
 
 def _number(value: Dict[str, Any]) -> Optional[float]:

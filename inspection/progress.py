@@ -108,8 +108,7 @@ def _tuner(execution, outputs) -> str:
   if not trials:
     return 'no completed trial'
   best = trials[0]
-  chosen = ', '.join(f'{name} {value}' for name, value in best.items()
-                     if name not in ('trial_id', 'score'))
+  chosen = ', '.join(f'{name} {value}' for name, value in best['values'].items())
   return f'best of {len(trials)} trial(s): validation AUC {best["score"]:.4f} with {chosen}'
 
 

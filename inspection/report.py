@@ -186,10 +186,10 @@ def _tuning_table(store: RunStore, run: RunRecord) -> str:
   trials = artifact_contents.tuner_trials(results.uri) if results else []
   if not trials:
     return ''
-  options = [name for name in trials[0] if name not in ('trial_id', 'score')]
+  options = list(trials[0]['values'])
   return (f'<h3>Tuner: {len(trials)} trial(s), best first (the Trainer used the first)'
           '</h3>' + _table(['trial', 'validation AUC'] + options,
-                           [[t['trial_id'], t['score']] + [t.get(o) for o in options]
+                           [[t['trial_id'], t['score']] + [t['values'].get(o) for o in options]
                             for t in trials]))
 
 

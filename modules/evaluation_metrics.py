@@ -44,15 +44,29 @@ class _Summary:
     self.examples = 0
     self.weight_sum = self.label_sum = self.prediction_sum = 0.0
 
-  def fold_into_histogram(self) -> None:
+  def exact_values(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept (predictions, labels, weights), as arrays (no copy)."""
+    return tuple(np.frombuffer(a, np.float64)
+                 for a in (self.predictions, self.labels, self.weights))
+
+  def add_histogram(self, histogram: np.ndarray) -> None:
     if self.histogram is None:
       self.histogram = np.zeros([2, HISTOGRAM_BUCKETS])
-    predictions, labels, weights = (np.frombuffer(a, np.float64) for a in
-                                    (self.predictions, self.labels, self.weights))
-    buckets = bucket_of(predictions)
-    self.histogram[0] += np.bincount(buckets, weights * (1 - labels), HISTOGRAM_BUCKETS)
-    self.histogram[1] += np.bincount(buckets, weights * labels, HISTOGRAM_BUCKETS)
+    self.histogram += histogram
+
+  def fold_into_histogram(self) -> None:
+    predictions, labels, weights = self.exact_values()
+    self.add_histogram(_weight_by_label(bucket_of(predictions), labels, weights,
+                                        HISTOGRAM_BUCKETS))
     self.predictions, self.labels, self.weights = (array.array('d') for _ in range(3))
+
+
+def _weight_by_label(groups: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                     size: int) -> np.ndarray:
+  """[2, size]: the negative and the positive weight of each group (a fractional label
+  is that share of a positive)."""
+  return np.stack([np.bincount(groups, weights * (1 - labels), size),
+                   np.bincount(groups, weights * labels, size)])
 
 
 def bucket_of(predictions: np.ndarray) -> np.ndarray:
@@ -114,9 +128,7 @@ class SummaryCombiner(beam.CombineFn):
       merged.labels.extend(summary.labels)
       merged.weights.extend(summary.weights)
       if summary.histogram is not None:
-        if merged.histogram is None:
-          merged.histogram = np.zeros([2, HISTOGRAM_BUCKETS])
-        merged.histogram += summary.histogram
+        merged.add_histogram(summary.histogram)
       merged.examples += summary.examples
       merged.weight_sum += summary.weight_sum
       merged.label_sum += summary.label_sum
@@ -138,11 +150,9 @@ def _by_score(summary: _Summary) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     negatives, positives = summary.histogram
     above_half = np.arange(HISTOGRAM_BUCKETS) >= HISTOGRAM_BUCKETS // 2
     return negatives, positives, above_half
-  predictions, labels, weights = (np.frombuffer(a, np.float64) for a in
-                                  (summary.predictions, summary.labels, summary.weights))
+  predictions, labels, weights = summary.exact_values()
   scores, group = np.unique(predictions, return_inverse=True)
-  negatives = np.bincount(group, weights * (1 - labels), len(scores))
-  positives = np.bincount(group, weights * labels, len(scores))
+  negatives, positives = _weight_by_label(group, labels, weights, len(scores))
   return negatives, positives, scores > 0.5
 
 

@@ -45,13 +45,15 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
   def transform(raw_features):
     return tft_output.transform_raw_features(raw_features, drop_unused_features=True)
 
+  raw_feature_spec = tft_output.raw_feature_spec()
+
   split_names = (splits.split(',') if splits
                  else artifact_utils.decode_split_names(examples.split_names))
   for split in split_names:
     split_uri = artifact_utils.get_split_uri([examples], split)
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, '*')))
-    chunks = columnar.read_columns(files, tft_output.raw_feature_spec(),
-                                   chunk_rows=16 * block_rows, transform=transform)
+    chunks = columnar.read_columns(files, raw_feature_spec, chunk_rows=16 * block_rows,
+                                   transform=transform)
     manifest = columnar.write_split(chunks, columns,
                                     os.path.join(columnar_examples.uri, f'Split-{split}'),
                                     block_rows=block_rows, seed=seed)

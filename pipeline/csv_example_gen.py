@@ -163,15 +163,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         _ = numbered_ranges | 'WriteRanges' >> beam.ParDo(
             _WriteRange(parse, buckets, split_dirs))
       else:
-        # A first pass over the time column alone finds the two boundary times.
+        # A first pass over the time column alone (the only one it parses) finds the
+        # two boundary times.
+        time_column = time_split['column']
+        time_parse = _ParseRange(header, {time_column: columns[time_column]}, delimiter)
         boundaries = (
             numbered_ranges
-            | 'TimeCounts' >> beam.ParDo(_TimeCounts(parse, time_split['column']))
+            | 'TimeCounts' >> beam.ParDo(_TimeCounts(time_parse, time_column))
             | 'AllTimeCounts' >> beam.CombineGlobally(csv_blocks.MergeTimeCounts())
             | 'Boundaries' >> beam.Map(csv_blocks.time_boundaries,
                                        time_split['validation'], time_split['test']))
         _ = numbered_ranges | 'WriteRanges' >> beam.ParDo(
-            _WriteRange(parse, buckets, split_dirs, time_split['column']),
+            _WriteRange(parse, buckets, split_dirs, time_column),
             time_boundaries=beam.pvalue.AsSingleton(boundaries))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')

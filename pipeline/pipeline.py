@@ -210,7 +210,7 @@ def create_pipeline(
         transform_graph=transform.outputs['transform_graph'],
         train_args=trainer_args['train_args'],
         eval_args=trainer_args['eval_args'],
-        custom_config={**module_config, names.TRAINING_KEY: training.to_dict(),
+        custom_config={**trainer_args['custom_config'],
                        names.TUNING_KEY: config.tuning.to_dict()})
     trainer_args['hyperparameters'] = tuner.outputs['best_hyperparameters']
   if training.warm_start == 'latest_blessed':

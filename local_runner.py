@@ -14,6 +14,7 @@ TensorFlow logs) goes to a log file under the output root, whose path is printed
 """
 
 import argparse
+import atexit
 import contextlib
 import logging
 import os
@@ -170,6 +171,10 @@ def _run(args: argparse.Namespace, config: config_lib.RunConfig, connection) -> 
   else:
     with run_log.output_to(log) as console:
       failure = run_with_progress(config, connection, not args.no_cache, console)
+    # TensorFlow functions still alive at exit (Transform's analyzers leave some) print
+    # tracebacks when the interpreter's teardown frees them: into the log, not after
+    # the last line for people.
+    atexit.register(run_log.send_stderr_to, log)
   if failure:
     message, details = failure
     log_note = '' if args.verbose else f' (full log: {_short(log)})'

@@ -72,20 +72,50 @@ class LabelSpec(StrictModel):
     return f'{self.column} {self.operator} {self.threshold:g}'
 
 
+FeatureKind = Literal['hash', 'vocabulary', 'multi_hot', 'numeric']
+Combiner = Literal['mean', 'sum']
+# The options each kind takes, besides belongs_to, embedding_dim and table.
+KIND_OPTIONS: Dict[str, Tuple[str, ...]] = {
+    'hash': ('hash', 'vocab_size'),
+    'vocabulary': ('top_k', 'frequency_threshold', 'num_oov_buckets'),
+    'multi_hot': ('top_k', 'frequency_threshold', 'num_oov_buckets', 'delimiter', 'combiner'),
+    'numeric': ('num_buckets',),
+}
+_COMMON_OPTIONS = ('kind', 'embedding_dim', 'belongs_to', 'table', 'name', 'column_type')
+_REQUIRED_OPTIONS = {'hash': ('vocab_size',), 'numeric': ('num_buckets',)}
+
+
 class FeatureOptions(StrictModel):
-  """How one id column is embedded: its table's rows and width, and its tower."""
-  # False takes int ids in [0, vocab_size) as they are; true hashes any id into buckets.
-  hash: Flag = True
-  vocab_size: PositiveInt
-  # The last unit is the feature's bias, the others its factors.
+  """How one column becomes rows of an embedding table, and on which tower.
+
+  `kind` says how its values become rows: `hash` (into `vocab_size` buckets, or taken as
+  they are with `hash: false`), `vocabulary` (Transform's vocabulary of the values, the
+  `top_k` most frequent or those seen `frequency_threshold` times, the rest and unseen
+  values sharing `num_oov_buckets` rows), `multi_hot` (a `delimiter`-separated list of
+  values per row, each through a vocabulary, their rows combined by `combiner`) and
+  `numeric` (a number, in one of `num_buckets` quantile buckets Transform computes; a
+  missing value has its own row). Features naming the same `table` share one table (and
+  one vocabulary or set of bucket boundaries, computed over all of their columns).
+  """
+  kind: FeatureKind = 'hash'
   embedding_dim: PositiveInt
   belongs_to: Side
+  table: Optional[Text] = None
+  # hash: false takes int ids in [0, vocab_size) as they are; true hashes any id.
+  hash: Flag = True
+  vocab_size: Optional[PositiveInt] = None
+  top_k: Optional[PositiveInt] = None
+  frequency_threshold: Optional[PositiveInt] = None
+  num_oov_buckets: PositiveInt = 1
+  delimiter: Annotated[str, pydantic.Field(strict=True, min_length=1)] = '|'
+  combiner: Combiner = 'mean'
+  num_buckets: Optional[PositiveInt] = None
 
-  @pydantic.field_validator('vocab_size')
+  @pydantic.field_validator('vocab_size', 'num_buckets')
   @classmethod
-  def _has_rows(cls, value: int) -> int:
-    if value < 2:
-      raise ValueError('must be at least 2: a table of one row gives every id the same '
+  def _has_rows(cls, value: Optional[int]) -> Optional[int]:
+    if value is not None and value < 2:
+      raise ValueError('must be at least 2: a table of one row gives every value the same '
                        f'embedding; got {value}')
     return value
 
@@ -97,11 +127,39 @@ class FeatureOptions(StrictModel):
                        f'factors; got {value}')
     return value
 
+  @pydantic.model_validator(mode='after')
+  def _options_of_its_kind(self) -> 'FeatureOptions':
+    allowed = KIND_OPTIONS[self.kind]
+    # Values, not keys: `hash: true` on any kind is harmless, and to_dict sets them all.
+    for option, field in self.model_fields.items():
+      if (option not in allowed + _COMMON_OPTIONS
+          and getattr(self, option) != field.default):
+        raise problem_at(option, f'is not an option of kind {self.kind} (its options: '
+                         f'{", ".join(allowed)})')
+    for option in _REQUIRED_OPTIONS.get(self.kind, ()):
+      if getattr(self, option) is None:
+        raise problem_at(option, f'is required for kind {self.kind}')
+    return self
+
+  @property
+  def max_rows(self) -> Optional[int]:
+    """The table's rows as far as the config fixes them (a vocabulary without top_k is
+    sized by Transform from the data): None when unknown before Transform runs."""
+    if self.kind == 'hash':
+      return self.vocab_size
+    if self.kind == 'numeric':
+      return self.num_buckets + 1
+    return None if self.top_k is None else self.top_k + self.num_oov_buckets
+
 
 class FeatureSpec(FeatureOptions):
   """A feature as the component code sees it: its options, column name and type."""
   name: str
   column_type: ColumnType
+
+  @property
+  def table_name(self) -> str:
+    return self.table or self.name
 
 
 class ModelInputs(StrictModel):
@@ -115,6 +173,13 @@ class ModelInputs(StrictModel):
 
   def side(self, belongs_to: Side) -> Tuple[FeatureSpec, ...]:
     return tuple(f for f in self.features if f.belongs_to == belongs_to)
+
+  def tables(self) -> Dict[str, Tuple[FeatureSpec, ...]]:
+    """Table name -> the features looking it up, in feature order."""
+    tables: Dict[str, Tuple[FeatureSpec, ...]] = {}
+    for feature in self.features:
+      tables[feature.table_name] = tables.get(feature.table_name, ()) + (feature,)
+    return tables
 
 
 class TrainingOptions(StrictModel):

@@ -83,7 +83,8 @@ def execution_facts(artifact: ArtifactRecord) -> Dict[str, Any]:
   if MODEL_INPUTS_KEY in custom_config:
     inputs = ModelInputs.from_dict(custom_config[MODEL_INPUTS_KEY])
     facts['features'] = ', '.join(
-        f'{f.name} ({f.belongs_to}, {f.vocab_size} x {f.embedding_dim})'
+        f'{f.name} ({f.belongs_to}, {f.kind}, '
+        f'{f.max_rows if f.max_rows is not None else "vocabulary"} x {f.embedding_dim})'
         for f in inputs.features)
     facts['label'] = inputs.label.expression
   for key in (MODULE_FINGERPRINT_KEY, TRAINING_KEY):

@@ -172,7 +172,7 @@ def _training_section(store: RunStore, run: RunRecord) -> str:
   training = record.get('config', {}).get('training', {})
   return ('<h2>Training</h2>'
           f'<p>{len(history.get("loss", []))} epochs on {record.get("replicas", 1)} '
-          f'replica(s); table sizes {_e(record.get("vocab_sizes"))}; options '
+          f'replica(s); table sizes {_e(record.get("table_sizes"))}; options '
           f'<code>{_e(training)}</code></p>'
           + _tuning_table(store, run)
           + f'<div class="charts">{"".join(charts)}</div>'

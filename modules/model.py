@@ -1,10 +1,15 @@
-"""The ranker: hashed ids -> TPUEmbedding tables -> dot product + biases -> sigmoid.
+"""The ranker: table rows -> TPUEmbedding tables -> dot product + biases -> sigmoid.
 
-One `tfrs.layers.embedding.TPUEmbedding` holds a table per id feature. The user-side
-embeddings are concatenated, so are the item-side ones, and the last unit of each
-side is that side's bias:
+One `tfrs.layers.embedding.TPUEmbedding` holds the tables (one per feature, or one
+shared by the features naming it). Each tower is the sum of its features' embeddings
+(a multi-valued feature's rows first combined into one by its table's combiner), and
+the last unit of each tower is its bias:
 
     p = sigmoid(dot(user[:, :-1], item[:, :-1]) + user[:, -1] + item[:, -1])
+
+Summing keeps the last layer a dot product ("late binding": item vectors can be
+computed once, user vectors per request), lets every user feature meet every item
+feature, and gives a user without history the sum of what their side features learnt.
 
 On a TPU the tables are sharded across cores by the embedding engine; elsewhere they
 are ordinary variables, and checkpoints are interchangeable between the two.
@@ -37,21 +42,37 @@ def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.legac
   return _OPTIMIZERS[name](learning_rate=learning_rate)
 
 
-def feature_configs(model_inputs: ModelInputs, vocab_sizes: Mapping[str, int]
+def feature_configs(model_inputs: ModelInputs, table_sizes: Mapping[str, int]
                     ) -> Dict[str, tf.tpu.experimental.embedding.FeatureConfig]:
-  """One table per feature, sized from the transformed schema (`vocab_sizes`)."""
+  """A table per table name, sized from the transformed schema (`table_sizes`), and a
+  feature config per feature looking it up."""
   configs = {}
-  for feature in model_inputs.features:
+  for table_name, features in model_inputs.tables().items():
+    first = features[0]
     table = tf.tpu.experimental.embedding.TableConfig(
-        vocabulary_size=vocab_sizes[feature.name],
-        dim=feature.embedding_dim,
+        vocabulary_size=table_sizes[table_name],
+        dim=first.embedding_dim,
         # Unit-variance dot products at the start, whatever the dimension.
         initializer=tf.keras.initializers.TruncatedNormal(
-            mean=0.0, stddev=1.0 / math.sqrt(feature.embedding_dim)),
-        name=f'{feature.name}_table')
-    configs[feature.name] = tf.tpu.experimental.embedding.FeatureConfig(
-        table=table, name=feature.name)
+            mean=0.0, stddev=1.0 / math.sqrt(first.embedding_dim)),
+        # How a multi-valued row's embeddings become one (one value: its own).
+        combiner=first.combiner,
+        name=f'{table_name}_table')
+    for feature in features:
+      configs[feature.name] = tf.tpu.experimental.embedding.FeatureConfig(
+          table=table, name=feature.name)
   return configs
+
+
+def example_inputs(model_inputs: ModelInputs, rows: int = 1) -> Dict[str, tf.Tensor]:
+  """Inputs of the model's shapes (row 0 of every table): [rows] ids, or a ragged
+  [rows, None] for multi-valued features."""
+  inputs = {}
+  for feature in model_inputs.features:
+    ids = tf.zeros([rows], tf.int64)
+    inputs[feature.name] = (tf.RaggedTensor.from_row_lengths(ids, tf.ones([rows], tf.int64))
+                            if feature.kind == 'multi_hot' else ids)
+  return inputs
 
 
 def _local_string_variable(next_creator, **kwargs):
@@ -79,11 +100,11 @@ def build(model: 'RankingModel', model_inputs: ModelInputs) -> None:
   is entered here, innermost.
   """
   with tf.variable_creator_scope(_local_string_variable):
-    model({f.name: tf.zeros([1], tf.int64) for f in model_inputs.features})
+    model(example_inputs(model_inputs))
 
 
 def saved_table_shapes(saved_model_dir: str) -> Dict[str, List[int]]:
-  """{feature: [rows, dim]} of the tables in a SavedModel this project exported, read
+  """{table: [rows, dim]} of the tables in a SavedModel this project exported, read
   from its checkpoint's object graph (nothing is loaded)."""
   reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, 'variables', 'variables'))
   graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
@@ -105,15 +126,15 @@ def saved_table_shapes(saved_model_dir: str) -> Dict[str, List[int]]:
 
 
 def why_not_warm(saved_shapes: Mapping[str, List[int]], model_inputs: ModelInputs,
-                 vocab_sizes: Mapping[str, int]) -> Optional[str]:
+                 table_sizes: Mapping[str, int]) -> Optional[str]:
   """Why tables of these shapes cannot start this model's, or None when they can."""
-  for feature in model_inputs.features:
-    wanted = [vocab_sizes[feature.name], feature.embedding_dim]
-    if feature.name not in saved_shapes:
-      return f'the base model has no {feature.name} table'
-    if list(saved_shapes[feature.name]) != wanted:
-      have = ' x '.join(map(str, saved_shapes[feature.name]))
-      return f'its {feature.name} table is {have}, this run\'s is {wanted[0]} x {wanted[1]}'
+  for table, features in model_inputs.tables().items():
+    wanted = [table_sizes[table], features[0].embedding_dim]
+    if table not in saved_shapes:
+      return f'the base model has no {table} table'
+    if list(saved_shapes[table]) != wanted:
+      have = ' x '.join(map(str, saved_shapes[table]))
+      return f'its {table} table is {have}, this run\'s is {wanted[0]} x {wanted[1]}'
   return None
 
 
@@ -127,7 +148,7 @@ def warm_start(model: 'RankingModel', saved_model_dir: str) -> None:
 class RankingModel(tfrs.Model):
   """Scores (user, item) pairs with the probability of a positive label."""
 
-  def __init__(self, model_inputs: ModelInputs, vocab_sizes: Mapping[str, int],
+  def __init__(self, model_inputs: ModelInputs, table_sizes: Mapping[str, int],
                optimizer: Optional[tf.keras.optimizers.legacy.Optimizer],
                l2_regularization: float = 0.0):
     super().__init__()
@@ -136,7 +157,7 @@ class RankingModel(tfrs.Model):
     self._l2_regularization = l2_regularization
     # optimizer=None builds the tables without slots, for export.
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
-        feature_config=feature_configs(model_inputs, vocab_sizes), optimizer=optimizer)
+        feature_config=feature_configs(model_inputs, table_sizes), optimizer=optimizer)
     # Summed here, divided by the global batch in compute_loss: replicas' gradients are
     # summed, so each replica's loss must be its share of the global mean.
     self.task = tfrs.tasks.Ranking(
@@ -155,11 +176,14 @@ class RankingModel(tfrs.Model):
     # A Keras metric, so that Keras resets it each epoch and sums it across replicas.
     self._mean_loss = tf.keras.metrics.Mean(name='loss')
 
-  def _sides(self, features: Mapping[str, tf.Tensor]):
-    embeddings = self.embedding({name: features[name]
-                                 for name in self._user_features + self._item_features})
-    user = tf.concat([embeddings[name] for name in self._user_features], axis=1)
-    item = tf.concat([embeddings[name] for name in self._item_features], axis=1)
+  def _embeddings(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """{feature: [batch, dim]}: each feature's row (multi-valued: rows combined)."""
+    return self.embedding({name: features[name]
+                           for name in self._user_features + self._item_features})
+
+  def _towers(self, embeddings: Mapping[str, tf.Tensor]):
+    user = tf.add_n([embeddings[name] for name in self._user_features])
+    item = tf.add_n([embeddings[name] for name in self._item_features])
     return user, item
 
   @staticmethod
@@ -170,20 +194,21 @@ class RankingModel(tfrs.Model):
 
   def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """[batch] ids per feature -> [batch, 1] probabilities."""
-    return self._probability(*self._sides(features))
+    return self._probability(*self._towers(self._embeddings(features)))
 
   def compute_loss(self, features, training: bool = False) -> tf.Tensor:
     """This replica's share of the global batch's mean binary cross-entropy (plus L2):
     the replicas' shares add up to the mean over the global batch."""
     labels = tf.cast(tf.reshape(features[LABEL_KEY], [-1, 1]), tf.float32)
-    user, item = self._sides(features)
+    embeddings = self._embeddings(features)
+    user, item = self._towers(embeddings)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
     loss = self.task(labels=labels, predictions=self._probability(user, item))
     if self._l2_regularization:
       # On the looked-up rows only: a step touches the batch's rows, never the table.
-      loss += self._l2_regularization * (
-          tf.reduce_sum(tf.square(user)) + tf.reduce_sum(tf.square(item)))
+      loss += self._l2_regularization * tf.add_n(
+          [tf.reduce_sum(tf.square(e)) for e in embeddings.values()])
     return loss / global_batch
 
   def _with_mean_loss(self, logs):

@@ -1,12 +1,23 @@
-"""Transform's `preprocessing_fn`: raw id columns -> embedding-table rows, and the label.
+"""Transform's `preprocessing_fn`: raw columns -> rows of embedding tables, and the label.
 
-Each id is hashed into exactly its feature's `vocab_size` buckets, and that bucket
-count is written into the transformed schema (int_domain [0, vocab_size - 1]), which is
-where the Trainer reads table sizes from: the config is not consulted twice.
+Each feature's values become int64 rows of its table, by its kind:
+
+    hash        a value hashed into `vocab_size` buckets (or an int id taken as it is)
+    vocabulary  the value's index in Transform's vocabulary; rare, unseen or missing
+                values share the `num_oov_buckets` rows after it
+    multi_hot   a delimited list of values -> a [batch, None] sparse tensor of rows,
+                each through the vocabulary as above
+    numeric     a quantile bucket of `num_buckets`; a missing value gets row num_buckets
+
+The table's size is written into the transformed schema (int_domain [0, rows - 1]),
+which is where the Trainer reads table sizes from: the config is not consulted twice,
+and a vocabulary's size is only known here. Features sharing a table share one
+vocabulary (or one set of bucket boundaries) computed over all of their columns.
 The features and label arrive through Transform's `custom_config`, never as globals.
 """
 
 import os
+from typing import Dict, Sequence
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -30,8 +41,8 @@ _COMPARISONS = {
 def _dense(tensor, default_value):
   """A [batch] dense tensor from a dense [batch, 1] or a sparse [batch, None] column.
 
-  A curated schema makes every column dense; an inferred one may not, and a missing id
-  then becomes the default (an empty string hashes like any other unseen id).
+  A curated schema makes a required column dense; an optional (or inferred) one is
+  sparse, and a missing value then becomes `default_value`.
   """
   if isinstance(tensor, tf.sparse.SparseTensor):
     tensor = tf.sparse.to_dense(
@@ -41,33 +52,108 @@ def _dense(tensor, default_value):
   return tf.reshape(tensor, [-1])
 
 
-def bucketize_id(tensor, feature: FeatureSpec):
-  """Maps ids to rows of the feature's table, in [0, vocab_size)."""
-  if feature.hash:
-    ids = _dense(tensor, '' if tensor.dtype == tf.string else 0)
-    if ids.dtype != tf.string:
-      # Ints hash by their decimal form, so 42 and "42" share a row, and serving can
-      # take either type.
-      ids = tf.strings.as_string(ids)
-    buckets = tft.hash_strings(ids, feature.vocab_size)
-  else:
-    buckets = tf.math.floormod(_dense(tensor, 0), feature.vocab_size)
-  # tft.hash_strings leaves the domain unset; the Trainer sizes tables from it.
+def _strings(tensor) -> tf.Tensor:
+  """[batch] strings; ints by their decimal form (so 42 and "42" are one value, and
+  serving can take either type); a missing value is ''."""
+  values = _dense(tensor, '' if tensor.dtype == tf.string else 0)
+  if values.dtype != tf.string:
+    if isinstance(tensor, tf.sparse.SparseTensor):
+      present = _dense(tf.sparse.map_values(tf.ones_like, tensor), 0) > 0
+      return tf.where(present, tf.strings.as_string(values), '')
+    values = tf.strings.as_string(values)
+  return values
+
+
+def _floats(tensor) -> tf.Tensor:
+  """[batch] float32 values; a missing value is NaN."""
+  if isinstance(tensor, tf.sparse.SparseTensor):
+    tensor = tf.sparse.map_values(tf.cast, tensor, tf.float32)
+  return _dense(tf.cast(tensor, tf.float32) if isinstance(tensor, tf.Tensor) else tensor,
+                float('nan'))
+
+
+def _set_rows(rows, count) -> None:
+  """Records the table's size in the transformed schema: rows in [0, count)."""
   schema_inference.set_tensor_schema_override(
-      buckets, tf.constant(0, tf.int64), tf.constant(feature.vocab_size - 1, tf.int64))
-  return buckets
+      rows, tf.constant(0, tf.int64), tf.cast(count, tf.int64) - 1)
+
+
+def bucketize_id(tensor, feature: FeatureSpec) -> tf.Tensor:
+  """kind hash: ids -> rows of the feature's table, in [0, vocab_size)."""
+  if feature.hash:
+    rows = tft.hash_strings(_strings(tensor), feature.vocab_size)
+  else:
+    rows = tf.math.floormod(_dense(tensor, 0), feature.vocab_size)
+  _set_rows(rows, feature.vocab_size)
+  return rows
+
+
+def _tokens(tensor, feature: FeatureSpec):
+  """A column's string values: [batch], or a multi_hot column's lists as a sparse
+  [batch, None]."""
+  values = _strings(tensor)
+  if feature.kind == 'multi_hot':
+    return tf.strings.split(values, sep=feature.delimiter).to_sparse()
+  return values
+
+
+def vocabulary_rows(tensors: Sequence, features: Sequence[FeatureSpec],
+                    table: str) -> Dict[str, tf.Tensor]:
+  """kinds vocabulary and multi_hot: one vocabulary over the table's columns, and each
+  column's values as its rows ([batch], or sparse [batch, None] for multi_hot; TFT
+  records the vocabulary's size plus num_oov_buckets as the domain)."""
+  options = features[0]
+  tokens = [_tokens(t, f) for t, f in zip(tensors, features)]
+  seen = tf.concat([t.values if isinstance(t, tf.sparse.SparseTensor) else t
+                    for t in tokens], axis=0)
+  # '' (a missing value, or an empty item of a list) never enters the vocabulary: it is
+  # always out of vocabulary, so a request without the feature gets an OOV row.
+  vocabulary = tft.vocabulary(tf.boolean_mask(seen, tf.not_equal(seen, '')),
+                              top_k=options.top_k,
+                              frequency_threshold=options.frequency_threshold,
+                              vocab_filename=table)
+  return {feature.name: tft.apply_vocabulary(values, vocabulary,
+                                             num_oov_buckets=options.num_oov_buckets)
+          for feature, values in zip(features, tokens)}
+
+
+def numeric_rows(tensors: Sequence, features: Sequence[FeatureSpec]) -> Dict[str, tf.Tensor]:
+  """kind numeric: the bucket of each value among quantile boundaries computed over the
+  table's columns, in [0, num_buckets); a missing value (or NaN) is row num_buckets."""
+  num_buckets = features[0].num_buckets
+  values = [_floats(t) for t in tensors]
+  present = [tf.logical_not(tf.math.is_nan(v)) for v in values]
+  boundaries = tft.quantiles(
+      tf.concat([tf.boolean_mask(v, p) for v, p in zip(values, present)], axis=0),
+      num_buckets, epsilon=0.01 / num_buckets)
+  outputs = {}
+  for feature, column, known in zip(features, values, present):
+    buckets = tft.apply_buckets(tf.where(known, column, 0.0), boundaries)
+    rows = tf.where(known, buckets, tf.constant(num_buckets, tf.int64))
+    _set_rows(rows, num_buckets + 1)
+    outputs[feature.name] = rows
+  return outputs
 
 
 def derive_label(tensor, label: LabelSpec):
   """The 0/1 label, e.g. `rating >= 4`, as int64 for the BCE loss and TFMA."""
-  values = tf.cast(_dense(tensor, float('nan')), tf.float32)
+  values = _floats(tensor)
   positive = _COMPARISONS[label.operator](values, label.threshold)
   return tf.cast(positive, tf.int64)
 
 
 def preprocessing_fn(inputs, custom_config):
-  """tf.Transform entry point: one int64 bucket per id feature, plus `label`."""
+  """tf.Transform entry point: each feature's table rows, plus `label`."""
   model_inputs = ModelInputs.from_dict(custom_config[MODEL_INPUTS_KEY])
-  outputs = {f.name: bucketize_id(inputs[f.name], f) for f in model_inputs.features}
+  outputs = {}
+  for table, features in model_inputs.tables().items():
+    tensors = [inputs[f.name] for f in features]
+    kind = features[0].kind
+    if kind == 'hash':
+      outputs.update({f.name: bucketize_id(t, f) for t, f in zip(tensors, features)})
+    elif kind == 'numeric':
+      outputs.update(numeric_rows(tensors, features))
+    else:
+      outputs.update(vocabulary_rows(tensors, features, table))
   outputs[LABEL_KEY] = derive_label(inputs[model_inputs.label.column], model_inputs.label)
   return outputs

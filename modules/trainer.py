@@ -28,18 +28,22 @@ from contract.names import (IDS_SIGNATURE, LABEL_KEY, MODEL_INPUTS_KEY, PREDICTI
 _SHUFFLE_BUFFER = 65_536
 
 
-def vocab_sizes_from_schema(tft_output: tft.TFTransformOutput,
+def table_sizes_from_schema(tft_output: tft.TFTransformOutput,
                             model_inputs: ModelInputs) -> Dict[str, int]:
-  """Table sizes as Transform recorded them, so the config is not read twice."""
+  """{table: rows} as Transform recorded them (each feature's int_domain), so the config
+  is not read twice: a vocabulary's size is only known once Transform has run."""
   schema = {f.name: f for f in tft_output.transformed_metadata.schema.feature}
-  sizes = {}
-  for feature in model_inputs.features:
-    domain = schema[feature.name].int_domain
-    if domain.min != 0 or domain.max <= 0:
-      raise ValueError(f'transformed feature {feature.name} has no bucket domain '
-                       f'(int_domain {domain.min}..{domain.max}); was it hashed by '
-                       'modules.preprocessing?')
-    sizes[feature.name] = domain.max + 1
+  sizes: Dict[str, int] = {}
+  for table, features in model_inputs.tables().items():
+    for feature in features:
+      domain = schema[feature.name].int_domain
+      if domain.min != 0 or domain.max <= 0:
+        raise ValueError(f'transformed feature {feature.name} has no row domain '
+                         f'(int_domain {domain.min}..{domain.max}); was it made by '
+                         'modules.preprocessing?')
+      if sizes.setdefault(table, domain.max + 1) != domain.max + 1:
+        raise ValueError(f'features sharing table {table} were given different row '
+                         f'counts by Transform ({sizes[table]} and {domain.max + 1})')
   return sizes
 
 
@@ -206,10 +210,10 @@ class EpochHistory(tf.keras.callbacks.Callback):
 
 
 def make_model(model_inputs: ModelInputs, training: TrainingOptions,
-               vocab_sizes: Mapping[str, int], strategy: tf.distribute.Strategy):
+               table_sizes: Mapping[str, int], strategy: tf.distribute.Strategy):
   """The compiled ranker and its optimizer; call inside `strategy.scope()`."""
   optimizer = model_lib.make_optimizer(training.optimizer, training.learning_rate)
-  model = model_lib.RankingModel(model_inputs, vocab_sizes, optimizer,
+  model = model_lib.RankingModel(model_inputs, table_sizes, optimizer,
                                  training.l2_regularization)
   # The same optimizer for the tables and the model: on a TPU the tables are
   # updated by the embedding engine with its settings, elsewhere by Keras.
@@ -221,7 +225,7 @@ def make_model(model_inputs: ModelInputs, training: TrainingOptions,
   return model, optimizer
 
 
-def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Mapping[str, int],
+def train(model_inputs: ModelInputs, training: TrainingOptions, table_sizes: Mapping[str, int],
           train_files: List[str], eval_files: List[str], feature_spec: Mapping[str, Any],
           write_dir: str, backup_dir: str, strategy: tf.distribute.Strategy,
           base_model: Optional[str] = None):
@@ -235,10 +239,10 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, vocab_sizes: Map
   """
   tf.keras.utils.set_random_seed(training.seed)
   with strategy.scope():
-    model, optimizer = make_model(model_inputs, training, vocab_sizes, strategy)
+    model, optimizer = make_model(model_inputs, training, table_sizes, strategy)
     if base_model:
       reason = model_lib.why_not_warm(model_lib.saved_table_shapes(base_model),
-                                      model_inputs, vocab_sizes)
+                                      model_inputs, table_sizes)
       if reason is None:
         logging.info('Warm start: the tables start from %s', base_model)
         model_lib.warm_start(model, base_model)
@@ -284,22 +288,26 @@ class ServingModule(tf.Module):
     self.model = model
     self.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
-    self._id_spec = {f.name: raw_spec[f.name] for f in model_inputs.features}
-    self._raw_spec = {**self._id_spec,
+    # A column the raw schema makes optional (no fixed shape) may be left out of a
+    # request: it is then missing, and gets its feature's OOV (or missing-value) row.
+    self._feature_spec = {f.name: raw_spec[f.name] for f in model_inputs.features}
+    self._raw_spec = {**self._feature_spec,
                       model_inputs.label.column: raw_spec[model_inputs.label.column]}
 
-  def _score_raw(self, raw_ids):
-    transformed = self.tft_layer(raw_ids)
-    return {PREDICTION_KEY: tf.reshape(
-        self.model({name: transformed[name] for name in self._id_spec}), [-1])}
+  def _score_raw(self, raw_features):
+    transformed = self.tft_layer(raw_features)
+    rows = {name: (tf.RaggedTensor.from_sparse(transformed[name])
+                   if isinstance(transformed[name], tf.sparse.SparseTensor)
+                   else transformed[name]) for name in self._feature_spec}
+    return {PREDICTION_KEY: tf.reshape(self.model(rows), [-1])}
 
   def signatures(self) -> Dict[str, Any]:
     examples_spec = tf.TensorSpec([None], tf.string, name='examples')
 
     @tf.function(input_signature=[examples_spec])
     def serve_examples(examples):
-      """Serialized tf.Examples of raw ids -> probability of a positive label."""
-      return self._score_raw(tf.io.parse_example(examples, self._id_spec))
+      """Serialized tf.Examples of raw features -> probability of a positive label."""
+      return self._score_raw(tf.io.parse_example(examples, self._feature_spec))
 
     @tf.function(input_signature=[examples_spec])
     def transform_features(examples):
@@ -314,33 +322,52 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[{
         name: tf.TensorSpec([None], spec.dtype, name=name)
-        for name, spec in self._id_spec.items()}])
-    def serve_ids(ids):
-      """Raw id tensors, one [batch] vector per feature, all as long -> probability."""
-      with tf.control_dependencies(_same_lengths(ids, list(self._id_spec))):
-        return self._score_raw({name: tf.reshape(ids[name], [-1, *spec.shape])
-                                for name, spec in self._id_spec.items()})
+        for name, spec in self._feature_spec.items()}])
+    def serve_ids(values):
+      """Raw values, one [batch] vector per feature (a multi_hot feature's as its
+      delimited string) -> probability. An optional column's missing value is '' (a
+      string column) or NaN (a float column)."""
+      with tf.control_dependencies(_same_lengths(values, list(self._feature_spec))):
+        return self._score_raw({name: _as_raw(values[name], spec)
+                                for name, spec in self._feature_spec.items()})
 
     return {SERVING_SIGNATURE: serve_examples, TRANSFORM_SIGNATURE: transform_features,
             IDS_SIGNATURE: serve_ids}
 
 
-def _same_lengths(ids: Mapping[str, tf.Tensor], names: List[str]) -> List[tf.Operation]:
-  """Checks that every feature has as many ids as the first of `names`: row i of the
-  request is the i-th id of each. (Unchecked, 1 movie id against 3 user ids would
+def _as_raw(values: tf.Tensor, spec) -> Any:
+  """A [batch] vector of one column as parse_example would give it under `spec`: dense
+  [batch, *shape], or for an optional column sparse, without the missing values."""
+  if isinstance(spec, tf.io.FixedLenFeature):
+    return tf.reshape(values, [-1, *spec.shape])
+  if values.dtype == tf.string:
+    present = tf.not_equal(values, '')
+  elif values.dtype.is_floating:
+    present = tf.logical_not(tf.math.is_nan(values))
+  else:
+    present = tf.ones_like(values, tf.bool)
+  rows = tf.where(present)[:, 0]
+  return tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1),
+                         tf.boolean_mask(values, present),
+                         tf.stack([tf.size(values, out_type=tf.int64), 1]))
+
+
+def _same_lengths(values: Mapping[str, tf.Tensor], names: List[str]) -> List[tf.Operation]:
+  """Checks that every feature has as many values as the first of `names`: row i of the
+  request is the i-th value of each. (Unchecked, 1 movie id against 3 user ids would
   broadcast into 3 scores nobody asked for.)"""
   first, *others = names
-  rows = tf.size(ids[first])
-  return [tf.debugging.Assert(tf.equal(tf.size(ids[name]), rows), [tf.strings.format(
-      f'serve_ids: {first} has {{}} ids and {name} has {{}}; send one id of every '
-      'feature per row', (rows, tf.size(ids[name])))]) for name in others]
+  rows = tf.size(values[first])
+  return [tf.debugging.Assert(tf.equal(tf.size(values[name]), rows), [tf.strings.format(
+      f'serve_ids: {first} has {{}} values and {name} has {{}}; send one value of every '
+      'feature per row', (rows, tf.size(values[name])))]) for name in others]
 
 
-def export(checkpoint_path: str, model_inputs: ModelInputs, vocab_sizes: Mapping[str, int],
+def export(checkpoint_path: str, model_inputs: ModelInputs, table_sizes: Mapping[str, int],
            tft_output: tft.TFTransformOutput, serving_dir: str) -> None:
   """Rebuilds the model outside any distribution strategy, restores the trained
   tables and saves a SavedModel; a TPU-distributed model is never saved directly."""
-  model = model_lib.RankingModel(model_inputs, vocab_sizes, optimizer=None)
+  model = model_lib.RankingModel(model_inputs, table_sizes, optimizer=None)
   model_lib.build(model, model_inputs)
   tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial(
   ).assert_existing_objects_matched()
@@ -371,7 +398,7 @@ def run_fn(fn_args) -> model_lib.RankingModel:
     logging.info('Training with the Tuner\'s best hyperparameters: %s', best)
     model_inputs, training = with_hyperparameters(model_inputs, training, best)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  vocab_sizes = vocab_sizes_from_schema(tft_output, model_inputs)
+  table_sizes = table_sizes_from_schema(tft_output, model_inputs)
   feature_spec = tft_output.transformed_feature_spec()
 
   strategy = strategy_lib.create(training.tpu)
@@ -382,16 +409,16 @@ def run_fn(fn_args) -> model_lib.RankingModel:
   backup_dir = os.path.join(fn_args.model_run_dir, 'backup')
   try:
     model, checkpoint_path, history = train(
-        model_inputs, training, vocab_sizes, fn_args.train_files, fn_args.eval_files,
+        model_inputs, training, table_sizes, fn_args.train_files, fn_args.eval_files,
         feature_spec, write_dir, backup_dir, strategy,
         base_model=getattr(fn_args, 'base_model', None))
   finally:
     if not chief:
       shutil.rmtree(write_dir, ignore_errors=True)
   if chief:
-    export(checkpoint_path, model_inputs, vocab_sizes, tft_output,
+    export(checkpoint_path, model_inputs, table_sizes, tft_output,
            fn_args.serving_model_dir)
-    _write_report(fn_args.model_run_dir, history, vocab_sizes, strategy, model_inputs,
+    _write_report(fn_args.model_run_dir, history, table_sizes, strategy, model_inputs,
                   training)
   # A worker that exits while the chief still exports is reported as failed by the
   # cluster's coordination service: everyone leaves together.
@@ -409,13 +436,13 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
 
 
 def _write_report(model_run_dir: str, history: Mapping[str, List[float]],
-                  vocab_sizes: Mapping[str, int], strategy: tf.distribute.Strategy,
+                  table_sizes: Mapping[str, int], strategy: tf.distribute.Strategy,
                   model_inputs: ModelInputs, training: TrainingOptions) -> None:
   """metrics.json: the history per epoch, the final eval metrics and the config."""
   report = {
       'history': history,
       'eval': _final_metrics(history),
-      'vocab_sizes': vocab_sizes,
+      'table_sizes': table_sizes,
       'replicas': strategy.num_replicas_in_sync,
       'config': {MODEL_INPUTS_KEY: model_inputs.to_dict(), TRAINING_KEY: training.to_dict()},
       'command': sys.argv,

@@ -47,7 +47,7 @@ class RankerTuner(keras_tuner.Tuner):
     self._model_inputs, self._training, self._tuning = model_inputs, training, tuning
     self._train_files, self._validation_files = fn_args.train_files, fn_args.eval_files
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    self._vocab_sizes = trainer.vocab_sizes_from_schema(tft_output, model_inputs)
+    self._table_sizes = trainer.table_sizes_from_schema(tft_output, model_inputs)
     self._feature_spec = tft_output.transformed_feature_spec()
 
   def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
@@ -55,7 +55,7 @@ class RankerTuner(keras_tuner.Tuner):
                                                   trial.hyperparameters.values)
     tf.keras.backend.clear_session()  # the last trial's tables go
     tf.keras.utils.set_random_seed(training.seed)
-    model, _ = trainer.make_model(model_inputs, training, self._vocab_sizes,
+    model, _ = trainer.make_model(model_inputs, training, self._table_sizes,
                                   tf.distribute.get_strategy())
     batch = training.batch_size
     history = model.fit(

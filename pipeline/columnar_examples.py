@@ -37,7 +37,7 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
   del module_fingerprint
   tft_output = tft.TFTransformOutput(transform_graph.uri)
   try:
-    columns = columnar.check_feature_spec(tft_output.transformed_feature_spec())
+    columns, multi_hot = columnar.check_feature_spec(tft_output.transformed_feature_spec())
   except ValueError as e:
     raise ValueError(f'{e}. Set training.input_format: tf_example to train on the '
                      'tf.Examples instead.') from None
@@ -56,7 +56,7 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
                                    transform=transform)
     manifest = columnar.write_split(chunks, columns,
                                     os.path.join(columnar_examples.uri, f'Split-{split}'),
-                                    block_rows=block_rows, seed=seed)
+                                    block_rows=block_rows, seed=seed, multi_hot=multi_hot)
     columnar_examples.set_int_custom_property(f'{split}_rows', manifest['rows'])
   columnar_examples.split_names = artifact_utils.encode_split_names(split_names)
   columnar_examples.set_string_custom_property('file_format', FILE_FORMAT)

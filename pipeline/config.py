@@ -25,7 +25,7 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tupl
 import pydantic
 import yaml
 
-from contract.model_inputs import (SIDES, ColumnType, FeatureOptions, FeatureSpec, LabelSpec,
+from contract.model_inputs import (KIND_OPTIONS, SIDES, ColumnType, FeatureOptions, FeatureSpec, LabelSpec,
                                    ModelInputs, PositiveInt, StrictModel, Text,
                                    TrainingOptions, TuningOptions, problem_at)
 from pipeline import config_files
@@ -220,6 +220,17 @@ class BeamConfig(StrictModel):
     ]
 
 
+# The column types each feature kind reads.
+_KIND_COLUMN_TYPES = {
+    'hash': ('int', 'string'),
+    'vocabulary': ('int', 'string'),
+    'multi_hot': ('string',),
+    'numeric': ('int', 'float'),
+}
+_KIND_HINTS = {'float': '; a number is embedded by kind: numeric (quantile buckets)',
+               'int': '; a list of values is a delimited string column'}
+
+
 class RunConfig(StrictModel):
   """A whole run, as described by one YAML file."""
   # Vertex AI and ML Metadata both accept this form; anything else fails later, far away.
@@ -251,6 +262,21 @@ class RunConfig(StrictModel):
                        for name, options in self.features.items()),
         label=self.dataset.label.spec)
 
+  def _check_shared_tables(self) -> None:
+    """Features sharing a table (`table: genres`, or `table: movieId` for movieId's own)
+    must agree on how values become its rows."""
+    first_of_table: Dict[str, str] = {}
+    for name, feature in self.features.items():
+      first_name = first_of_table.setdefault(feature.table or name, name)
+      first = self.features[first_name]
+      # The delimiter is how one column writes its values, not part of the table.
+      for option in ('kind',) + tuple(o for o in KIND_OPTIONS[first.kind] if o != 'delimiter'):
+        if getattr(feature, option) != getattr(first, option):
+          raise problem_at(f'features.{name}.{option}', f'shares table '
+                           f'{feature.table or name!r} with {first_name}, whose {option} is '
+                           f'{getattr(first, option)!r}; features sharing a table need the '
+                           'same kind and options')
+
   @pydantic.model_validator(mode='after')
   def _features_fit_the_data(self) -> 'RunConfig':
     columns = self.dataset.columns
@@ -261,32 +287,27 @@ class RunConfig(StrictModel):
       if name == self.dataset.label.column:
         raise problem_at(f'features.{name}', 'is the label column and cannot also be a '
                          'feature')
-      if columns[name] == 'float':
-        raise problem_at(f'features.{name}', 'is a float column; id features must be int '
-                         'or string')
-      if not feature.hash and columns[name] != 'int':
+      column_type = columns[name]
+      if column_type not in _KIND_COLUMN_TYPES[feature.kind]:
+        raise problem_at(f'features.{name}', f'is a {column_type} column; kind '
+                         f'{feature.kind} takes {" or ".join(_KIND_COLUMN_TYPES[feature.kind])} '
+                         'columns' + _KIND_HINTS.get(column_type, ''))
+      if not feature.hash and column_type != 'int':
         raise problem_at(f'features.{name}.hash', 'false needs an int column holding ids '
                          'in [0, vocab_size); string ids must be hashed')
     for side in SIDES:
       if not any(f.belongs_to == side for f in self.features.values()):
         raise problem_at('features', f'needs at least one feature with belongs_to: {side}')
-    user_units, item_units = (
-        sum(f.embedding_dim for f in self.features.values() if f.belongs_to == side)
-        for side in SIDES)
-    # Each side's embeddings are concatenated and the two sides meet in one dot product.
-    if user_units != item_units:
-      raise problem_at('features', 'the embedding_dim of the user features must add up '
-                       f'to that of the item features (user {user_units}, item '
-                       f'{item_units})')
-    if self.tuning is not None:
-      if not self.tuning.search_space():
-        raise problem_at('tuning', 'lists no option to search (learning_rate, '
-                         'l2_regularization, embedding_dim, batch_size, optimizer)')
-      sides = [sum(f.belongs_to == side for f in self.features.values()) for side in SIDES]
-      if self.tuning.embedding_dim and sides[0] != sides[1]:
-        raise problem_at('tuning.embedding_dim', 'sets every feature\'s embedding_dim, so '
-                         f'it needs as many user features as item features ({sides[0]} '
-                         f'and {sides[1]})')
+    # Each tower sums its features' embeddings, and the towers meet in one dot product.
+    dims = {name: f.embedding_dim for name, f in self.features.items()}
+    if len(set(dims.values())) > 1:
+      raise problem_at('features', 'every feature needs the same embedding_dim (each tower '
+                       'is the sum of its features\' embeddings); got ' + ', '.join(
+                           f'{name} {dim}' for name, dim in dims.items()))
+    self._check_shared_tables()
+    if self.tuning is not None and not self.tuning.search_space():
+      raise problem_at('tuning', 'lists no option to search (learning_rate, '
+                       'l2_regularization, embedding_dim, batch_size, optimizer)')
     for column in self.evaluation.slice_by:
       if column not in columns:
         raise problem_at('evaluation.slice_by', f'{column!r} is not a dataset column')

@@ -76,9 +76,16 @@ def check_schema(config: config_lib.RunConfig) -> None:
           f'dataset.columns.{name} is {column_type} ({config.source}); make them agree')
 
 
+def _table_values(config: config_lib.RunConfig) -> Dict[str, int]:
+  """{table: rows x dim} of the tables whose rows the config fixes (a vocabulary
+  without top_k is sized by the data, and MovieLens-sized at most in practice)."""
+  return {f.table_name: f.max_rows * f.embedding_dim
+          for f in config.model_inputs.features if f.max_rows is not None}
+
+
 def table_bytes(config: config_lib.RunConfig) -> int:
   """Memory of the embedding tables and their optimizer slots, in bytes."""
-  values = sum(f.vocab_size * f.embedding_dim for f in config.features.values())
+  values = sum(_table_values(config).values())
   return values * FLOAT_BYTES * (1 + OPTIMIZER_SLOTS[config.training.optimizer])
 
 
@@ -98,8 +105,8 @@ def check_memory(config: config_lib.RunConfig, memory_bytes: int) -> None:
   """The tables and their slots fit in this machine's free memory."""
   needed = table_bytes(config)
   if needed > memory_bytes:
-    largest = max(config.features,
-                  key=lambda n: config.features[n].vocab_size * config.features[n].embedding_dim)
+    tables = _table_values(config)
+    largest = max(tables, key=tables.get)
     raise config_lib.ConfigError(
         config.source, 'features',
         f'the embedding tables and their {config.training.optimizer} slots need '

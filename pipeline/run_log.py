@@ -43,3 +43,11 @@ def output_to(path: str) -> Iterator[TextIO]:
     for fd in (*saved, log):
       os.close(fd)
     console.close()
+
+
+def send_stderr_to(path: str) -> None:
+  """From now on, file descriptor 2 writes to `path` (appending)."""
+  sys.stderr.flush()
+  log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+  os.dup2(log, 2)
+  os.close(log)

@@ -17,6 +17,7 @@ runtime.configure()
 # Real MovieLens copies live beside the project, never inside it (their licence).
 SHARED_DATA_DIR = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'data')
 SAMPLE_CONFIG = os.path.join(PROJECT_DIR, 'configs', 'sample.yaml')
+FEATURES_CONFIG = os.path.join(PROJECT_DIR, 'configs', 'sample_features.yaml')
 
 
 def _run_pipeline(config):
@@ -35,6 +36,15 @@ def sample_run(tmp_path_factory):
   root = tmp_path_factory.mktemp('sample_run')
   return _run_pipeline(config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
                                                    str(root)))
+
+
+@pytest.fixture(scope='session')
+def features_run(tmp_path_factory):
+  """The pipeline on the shipped sample with its side columns (every feature kind)."""
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('features_run')
+  return _run_pipeline(config_lib.with_output_root(
+      config_lib.load_config(FEATURES_CONFIG), str(root)))
 
 
 @pytest.fixture(scope='session')

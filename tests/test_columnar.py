@@ -95,11 +95,11 @@ def test_shuffling_changes_row_order_and_batch_mates_between_epochs(split):
   assert len({block_of[user] for user in first[:100]}) >= 3
 
 
-def test_only_scalar_int64_features_can_be_columnar():
-  with pytest.raises(ValueError, match='scalar int64 features; rating'):
+def test_only_int64_features_can_be_columnar():
+  with pytest.raises(ValueError, match='int64 features, scalar or variable-length; rating'):
     columnar.check_feature_spec({'rating': tf.io.FixedLenFeature([], tf.float32)})
-  with pytest.raises(ValueError, match='scalar int64 features; tags'):
-    columnar.check_feature_spec({'tags': tf.io.VarLenFeature(tf.int64)})
+  with pytest.raises(ValueError, match='int64 features, scalar or variable-length; tags'):
+    columnar.check_feature_spec({'tags': tf.io.VarLenFeature(tf.string)})
 
 
 # 2 pipelines: by block (11 blocks) and by file (2 files); 3: by block, and by record in
@@ -144,3 +144,56 @@ def test_one_block_reshuffles_every_pass_and_sees_every_row_before_repeating(tmp
     assert sorted(seen.tolist()) == list(range(600))
   assert not np.array_equal(passes[0], passes[1])
   assert not np.array_equal(passes[1], passes[2])
+
+
+def _write_list_examples(path, rows):
+  with tf.io.TFRecordWriter(str(path), options='GZIP') as writer:
+    for row in rows:
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          name: tf.train.Feature(int64_list=tf.train.Int64List(
+              value=value if isinstance(value, list) else [value]))
+          for name, value in row.items()})).SerializeToString())
+
+
+def _rows_with_lists(batch):
+  genres = batch['genres']
+  if isinstance(genres, tf.sparse.SparseTensor):
+    genres = tf.RaggedTensor.from_sparse(genres)
+  return list(zip(batch['userId'].numpy().tolist(), map(tuple, genres.to_list())))
+
+
+@pytest.mark.parametrize('num_pipelines', [1, 2, 7])
+def test_multi_valued_ids_survive_blocks_of_different_widths(tmp_path, num_pipelines):
+  """A multi_hot column's lists come back as written, whatever each block's width and
+  however the split is shared among input pipelines; the tf.Example path agrees."""
+  rng = np.random.default_rng(2)
+  # Lengths 1..3 in the first 700 rows, up to 6 after: blocks of different widths.
+  rows = [{'userId': u, 'label': u % 2,
+           'genres': rng.integers(0, 19, 1 + (u % 3 if u < 700 else u % 6)).tolist()}
+          for u in range(1000)]
+  _write_list_examples(tmp_path / 'part-0.gz', rows)
+  spec = {'userId': tf.io.FixedLenFeature([], tf.int64),
+          'label': tf.io.FixedLenFeature([], tf.int64),
+          'genres': tf.io.VarLenFeature(tf.int64)}
+  assert columnar.check_feature_spec(spec) == (['label', 'userId'], ['genres'])
+  split_dir = str(tmp_path / 'Split-train')
+  chunks = columnar.read_columns([str(tmp_path / 'part-0.gz')], spec, chunk_rows=300)
+  manifest = columnar.write_split(chunks, ['label', 'userId'], split_dir, block_rows=250,
+                                  seed=1, multi_hot=['genres'])
+  assert manifest['multi_hot'] == {'genres': 6} and manifest['blocks'] == 4
+  widths = [tf.io.parse_tensor(tf.io.read_file(columnar.block_path(split_dir, i, 'genres')),
+                               tf.int64).shape[1] for i in range(4)]
+  assert min(widths) < 6 == max(widths)
+  expected = collections.Counter((r['userId'], tuple(r['genres'])) for r in rows)
+  seen = collections.Counter()
+  for i in range(num_pipelines):
+    for batch in columnar.make_dataset(split_dir, 1, shuffle=True, seed=3, pipeline_id=i,
+                                       num_pipelines=num_pipelines):
+      assert isinstance(batch['genres'], tf.RaggedTensor)
+      seen.update(_rows_with_lists(batch))
+  assert seen == expected
+  parsed = collections.Counter()
+  for batch in trainer.make_dataset([str(tmp_path / 'part-0.gz')], spec, 10, shuffle=False,
+                                    seed=0):
+    parsed.update(_rows_with_lists(batch))
+  assert parsed == expected

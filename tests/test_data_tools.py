@@ -29,7 +29,7 @@ def _read_csv(path):
 
 def test_the_shipped_sample_is_what_the_generator_makes(tmp_path):
   out = tmp_path / 'ratings.csv'
-  result = _run(GENERATOR, '--out', str(out))
+  result = _run(GENERATOR, '--out', str(out), '--side-columns')
   assert result.returncode == 0, result.stderr
   with open(SHIPPED_SAMPLE, 'rb') as shipped:
     assert out.read_bytes() == shipped.read()
@@ -37,7 +37,8 @@ def test_the_shipped_sample_is_what_the_generator_makes(tmp_path):
 
 def test_the_sample_has_movielens_shape_and_skew():
   header, *rows = _read_csv(SHIPPED_SAMPLE)
-  assert header == ['userId', 'movieId', 'rating', 'timestamp']
+  assert header == ['userId', 'movieId', 'rating', 'timestamp', 'gender', 'age', 'occupation',
+                    'year', 'genres']
   assert len(rows) == 6000
   assert len({(r[0], r[1]) for r in rows}) == 6000  # one rating per user and movie
   ratings = [float(r[2]) for r in rows]
@@ -115,3 +116,66 @@ def test_a_missing_source_is_a_clear_error(tmp_path):
                 str(tmp_path / 'out.csv'))
   assert result.returncode == 1 and 'absent.data' in result.stderr
   assert not (tmp_path / 'out.csv').exists()
+
+
+SIDE_HEADER = ['userId', 'movieId', 'rating', 'timestamp', 'gender', 'age', 'occupation',
+               'zip', 'zip3', 'year', 'genres']
+
+
+def test_side_columns_join_the_100k_user_and_item_tables(tmp_path):
+  (tmp_path / 'u.data').write_text('1\t10\t4\t881250949\n2\t11\t2\t881250950\n'
+                                   '9\t10\t5\t881250951\n')
+  (tmp_path / 'u.genre').write_text('unknown|0\nAction|1\nComedy|2\n\n')
+  (tmp_path / 'u.user').write_text('1|24|M|technician|85711\n2|53|F|other|T8H1N\n')
+  (tmp_path / 'u.item').write_text(
+      '10|Toy Story (1995)|01-Jan-1995||http://x|0|1|1\n'
+      '11|Unknown|||http://y|1|0|0\n')
+  out = tmp_path / 'ratings.csv'
+  result = _run(CONVERTER, 'convert', str(tmp_path / 'u.data'), '--out', str(out),
+                '--side-columns')
+  assert result.returncode == 0, result.stderr
+  # User 9 has no row in u.user: a left join keeps the rating, its user cells empty.
+  assert _read_csv(str(out)) == [
+      SIDE_HEADER,
+      ['1', '10', '4.0', '881250949', 'M', '24', 'technician', '85711', '857', '1995',
+       'Action|Comedy'],
+      ['2', '11', '2.0', '881250950', 'F', '53', 'other', 'T8H1N', 'T8H', '', 'unknown'],
+      ['9', '10', '5.0', '881250951', '', '', '', '', '', '1995', 'Action|Comedy']]
+
+
+def test_side_columns_join_the_1m_user_and_movie_tables(tmp_path):
+  (tmp_path / 'ratings.dat').write_text('1::1193::5::978300760\n2::7::3::978302109\n')
+  (tmp_path / 'users.dat').write_text('1::F::1::10::48067\n2::M::56::16::70072-1234\n')
+  (tmp_path / 'movies.dat').write_text(
+      "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n")
+  out = tmp_path / 'ratings.csv'
+  assert _run(CONVERTER, 'convert', str(tmp_path / 'ratings.dat'), '--out', str(out),
+              '--side-columns').returncode == 0
+  assert _read_csv(str(out)) == [
+      SIDE_HEADER,
+      ['1', '1193', '5.0', '978300760', 'F', '1', '10', '48067', '480', '1975', 'Drama'],
+      ['2', '7', '3.0', '978302109', 'M', '56', '16', '70072-1234', '700', '', '']]
+
+
+def test_side_columns_without_the_tables_is_a_clear_error(tmp_path):
+  (tmp_path / 'ratings.dat').write_text('1::1193::5::978300760\n')
+  result = _run(CONVERTER, 'convert', str(tmp_path / 'ratings.dat'), '--out',
+                str(tmp_path / 'out.csv'), '--side-columns')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert 'ratings.dat: --side-columns needs the user and movie tables beside it' in result.stderr
+  assert not (tmp_path / 'out.csv').exists()
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED_DATA_DIR, 'ml-100k', 'u.user')),
+                    reason='MovieLens 100K is not on this machine')
+def test_side_columns_of_the_real_100k(tmp_path):
+  out = tmp_path / 'ratings.csv'
+  assert _run(CONVERTER, 'convert', os.path.join(SHARED_DATA_DIR, 'ml-100k', 'u.data'),
+              '--out', str(out), '--side-columns').returncode == 0
+  rows = _read_csv(str(out))
+  assert rows[0] == SIDE_HEADER and len(rows) == 100_001
+  columns = dict(zip(SIDE_HEADER, zip(*rows[1:])))
+  assert all(columns['gender']) and all(columns['genres'])
+  # A few movies have no release date.
+  assert 0 < columns['year'].count('') < 100
+  assert len(set(g for row in columns['genres'] for g in row.split('|'))) == 19

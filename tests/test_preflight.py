@@ -72,7 +72,7 @@ def test_vertex_runner_checks_the_schema_in_the_project_too(tmp_path, capsys):
 def test_a_table_of_one_row(tmp_path, capsys):
   err = _refused(tmp_path, capsys, '--set', 'features.userId.vocab_size=1')
   assert err == (f'local_runner.py: {SAMPLE_CONFIG}: features.userId.vocab_size: must be at '
-                 'least 2: a table of one row gives every id the same embedding; got 1\n')
+                 'least 2: a table of one row gives every value the same embedding; got 1\n')
 
 
 def test_tables_larger_than_memory(tmp_path, capsys):

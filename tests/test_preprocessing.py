@@ -123,3 +123,88 @@ def test_label_operators(operator, expected, tmp_path):
   # The ids of ROWS, in order, as hashed above: ratings 4.0, 3.5, 5.0, 0.5.
   ids_of_rows = [(849, 49), (736, 36), (736, 18), (62, 13)]
   assert [label_by_ids[ids] for ids in ids_of_rows] == expected
+
+
+def _feature(name, column_type, belongs_to='user', **options):
+  return FeatureSpec(name=name, column_type=column_type, embedding_dim=8,
+                     belongs_to=belongs_to, **options)
+
+
+SIDE_SPEC = {
+    **DENSE_SPEC,
+    # Optional side columns (no fixed shape): a row may lack them.
+    'occupation': tf.io.VarLenFeature(tf.string),
+    'age': tf.io.VarLenFeature(tf.int64),
+    'genres': tf.io.VarLenFeature(tf.string),
+    'favourite_genre': tf.io.VarLenFeature(tf.string),
+}
+SIDE_ROWS = [
+    {'userId': [1], 'movieId': [b'1'], 'rating': [4.0], 'occupation': [b'writer'],
+     'age': [20], 'genres': [b'Action|Comedy'], 'favourite_genre': [b'Drama']},
+    {'userId': [2], 'movieId': [b'2'], 'rating': [2.0], 'occupation': [b'writer'],
+     'age': [30], 'genres': [b'Comedy'], 'favourite_genre': [b'Comedy']},
+    {'userId': [3], 'movieId': [b'3'], 'rating': [5.0], 'occupation': [b'doctor'],
+     'age': [40], 'genres': [b'Comedy|Drama|Action'], 'favourite_genre': [b'Comedy']},
+    {'userId': [4], 'movieId': [b'4'], 'rating': [1.0], 'occupation': [b'writer'],
+     'age': [50], 'genres': [b'Horror'], 'favourite_genre': [b'Comedy']},
+    # No side values at all: every kind's missing-value row.
+    {'userId': [5], 'movieId': [b'5'], 'rating': [3.0], 'occupation': [], 'age': [],
+     'genres': [], 'favourite_genre': []},
+]
+
+
+# Ids taken as they are, so that each transformed row can be told by its user.
+USER_ROW = _feature('userId', 'int', hash=False, vocab_size=10)
+
+
+def _by_user(rows):
+  return {int(r['userId']): r for r in rows}
+
+
+def test_each_kind_gives_rows_and_records_its_table_size(tmp_path):
+  """vocabulary (by frequency: writer 0, doctor 1; then the OOV row), numeric (quantile
+  buckets, missing last), multi_hot (a list of vocabulary rows per row) sharing one
+  vocabulary with a single-valued column."""
+  features = (USER_ROW, ITEM,
+              _feature('occupation', 'string', kind='vocabulary'),
+              _feature('age', 'int', kind='numeric', num_buckets=2),
+              _feature('genres', 'string', 'item', kind='multi_hot', table='genre'),
+              _feature('favourite_genre', 'string', kind='vocabulary', table='genre'))
+  model_inputs = ModelInputs(features=features, label=RATING_AT_LEAST_4)
+  rows, output = _analyze_and_transform(SIDE_ROWS, SIDE_SPEC, model_inputs, tmp_path)
+  rows = _by_user(rows)
+  assert [int(rows[u]['occupation']) for u in range(1, 6)] == [0, 0, 1, 0, 2]
+  # Two buckets split at the median; the missing age gets row 2.
+  assert [int(rows[u]['age']) for u in range(1, 6)] == [0, 0, 1, 1, 2]
+  # One vocabulary over both genre columns: Comedy 5, Action 2, Drama 2, Horror 1 (ties
+  # by value, descending), then the OOV row 4; a missing list is [OOV].
+  genre = {'Comedy': 0, 'Drama': 1, 'Action': 2, 'Horror': 3}
+  assert [list(rows[u]['genres']) for u in range(1, 6)] == [
+      [genre['Action'], genre['Comedy']], [genre['Comedy']],
+      [genre['Comedy'], genre['Drama'], genre['Action']], [genre['Horror']], [4]]
+  assert int(rows[1]['favourite_genre']) == genre['Drama']
+  assert int(rows[5]['favourite_genre']) == 4
+  schema = {f.name: f.int_domain for f in output.transformed_metadata.schema.feature}
+  assert {name: (schema[name].min, schema[name].max)
+          for name in ('occupation', 'age', 'genres', 'favourite_genre')} == {
+              'occupation': (0, 2), 'age': (0, 2), 'genres': (0, 4), 'favourite_genre': (0, 4)}
+  assert output.transformed_feature_spec()['genres'] == tf.io.VarLenFeature(tf.int64)
+  assert output.vocabulary_by_name('genre') == [b'Comedy', b'Drama', b'Action', b'Horror']
+
+
+def test_a_vocabulary_keeps_the_top_k_or_the_frequent_values(tmp_path):
+  features = (USER_ROW, ITEM,
+              _feature('occupation', 'string', kind='vocabulary', top_k=1,
+                       num_oov_buckets=2),
+              _feature('favourite_genre', 'string', 'item', kind='vocabulary',
+                       frequency_threshold=2))
+  model_inputs = ModelInputs(features=features, label=RATING_AT_LEAST_4)
+  rows, output = _analyze_and_transform(SIDE_ROWS, SIDE_SPEC, model_inputs, tmp_path)
+  rows = _by_user(rows)
+  assert output.vocabulary_by_name('occupation') == [b'writer']
+  assert output.vocabulary_by_name('favourite_genre') == [b'Comedy']
+  # writer is row 0; doctor and a missing value land in the two OOV rows 1..2.
+  assert int(rows[1]['occupation']) == 0 and 1 <= int(rows[3]['occupation']) <= 2
+  schema = {f.name: f.int_domain for f in output.transformed_metadata.schema.feature}
+  assert (schema['occupation'].min, schema['occupation'].max) == (0, 2)
+  assert (schema['favourite_genre'].min, schema['favourite_genre'].max) == (0, 1)

@@ -93,7 +93,7 @@ def test_run_fn_writes_checkpoints_logs_and_metrics(trained):
   fn_args, _, _ = trained
   with open(os.path.join(fn_args.model_run_dir, 'metrics.json')) as f:
     report = json.load(f)
-  assert report['vocab_sizes'] == {'userId': 1000, 'movieId': 50}
+  assert report['table_sizes'] == {'userId': 1000, 'movieId': 50}
   assert set(report['eval']) >= {'auc', 'pr_auc', 'binary_accuracy', 'label_cross_entropy',
                                  'prediction_mean', 'label_mean'}
   assert len(report['history']['loss']) == 1
@@ -150,13 +150,13 @@ def served(trained):
 
 
 @pytest.mark.parametrize('users, movies, lengths', [
-    ([1, 2, 3], [b'1'], 'userId has 3 ids and movieId has 1'),
-    ([1], [b'1', b'2'], 'userId has 1 ids and movieId has 2'),
-    ([], [b'1'], 'userId has 0 ids and movieId has 1'),
+    ([1, 2, 3], [b'1'], 'userId has 3 values and movieId has 1'),
+    ([1], [b'1', b'2'], 'userId has 1 values and movieId has 2'),
+    ([], [b'1'], 'userId has 0 values and movieId has 1'),
 ])
 def test_serve_ids_refuses_features_of_different_lengths(served, users, movies, lengths):
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match=f'serve_ids: {lengths}; send one id of every feature per row'):
+                     match=f'serve_ids: {lengths}; send one value of every feature per row'):
     served.signatures['serve_ids'](userId=tf.constant(users, tf.int64),
                                    movieId=tf.constant(movies, tf.string))
 
@@ -225,7 +225,7 @@ def test_a_schema_without_bucket_domains_is_refused(trained):
   other = ModelInputs(
       features=(USER.model_copy(update={'name': 'label'}), ITEM),
       label=RATING_AT_LEAST_4)
-  with pytest.raises(ValueError, match='label has no bucket domain'):
-    trainer.vocab_sizes_from_schema(tft_output, other)
-  assert trainer.vocab_sizes_from_schema(tft_output, model_inputs) == {
+  with pytest.raises(ValueError, match='label has no row domain'):
+    trainer.table_sizes_from_schema(tft_output, other)
+  assert trainer.table_sizes_from_schema(tft_output, model_inputs) == {
       'userId': 1000, 'movieId': 50}

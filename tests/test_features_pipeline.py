@@ -1,0 +1,130 @@
+"""The pipeline with side features (configs/sample_features.yaml): every feature kind
+through Transform, the columnar blocks, the Trainer, TFMA and the pushed SavedModel."""
+
+import collections
+import csv
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from conftest import PROJECT_DIR
+from modules import columnar
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')
+
+
+def _only_output(record, component, key):
+  execution, = record.executions_by_component()[component]
+  artifact, = record.outputs_of(execution.id)[key]
+  return artifact
+
+
+def _sample_rows():
+  with open(SAMPLE, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def test_transform_records_each_kinds_table_size(features_run):
+  _, record = features_run
+  graph = _only_output(record, 'Transform', 'transform_graph')
+  tft_output = tft.TFTransformOutput(graph.uri)
+  rows = _sample_rows()
+  genres = {g for r in rows for g in r['genres'].split('|')}
+  occupations = {r['occupation'] for r in rows}
+  schema = {f.name: f.int_domain for f in tft_output.transformed_metadata.schema.feature}
+  # Vocabularies: every value seen plus one OOV row; numeric: buckets plus missing.
+  assert {name: schema[name].max + 1 for name in ('gender', 'occupation', 'genres', 'age',
+                                                   'year')} == {
+      'gender': 3, 'occupation': len(occupations) + 1, 'genres': len(genres) + 1,
+      'age': 7, 'year': 9}
+  assert sorted(tft_output.vocabulary_by_name('genres')) == sorted(
+      g.encode() for g in genres)
+
+
+def test_the_blocks_hold_each_rows_genres(features_run):
+  _, record = features_run
+  blocks = _only_output(record, 'ColumnarExamplesGen', 'columnar_examples')
+  graph = _only_output(record, 'Transform', 'transform_graph')
+  vocabulary = tft.TFTransformOutput(graph.uri).vocabulary_by_name('genres')
+  split_dir = os.path.join(blocks.uri, 'Split-train')
+  manifest = columnar.read_manifest(split_dir)
+  rows = _sample_rows()
+  assert manifest['multi_hot'] == {
+      'genres': max(len(r['genres'].split('|')) for r in rows)}
+  # The genre lists as the blocks hold them, by row, equal the sample's (as a multiset:
+  # which rows are train is the split's business).
+  written = collections.Counter()
+  for batch in columnar.make_dataset(split_dir, 1, shuffle=False, seed=0):
+    written[tuple(sorted(vocabulary[i].decode() for i in batch['genres'][0].numpy()))] += 1
+  in_sample = collections.Counter(tuple(sorted(r['genres'].split('|'))) for r in rows)
+  assert sum(written.values()) == manifest['rows']
+  assert all(in_sample[genres] >= count for genres, count in written.items())
+
+
+def test_side_features_are_trained_and_blessed(features_run, sample_run):
+  config, record = features_run
+  trainer_run = _only_output(record, 'Trainer', 'model_run')
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(trainer_run.uri, 'metrics.json')) as f:
+    metrics = json.load(f)
+  assert set(metrics['table_sizes']) == {'userId', 'movieId', 'gender', 'age', 'occupation',
+                                         'year', 'genres'}
+  blessing = _only_output(record, 'Evaluator', 'blessing')
+  assert blessing.custom_properties['blessed'].int_value == 1
+  # The sample's side columns carry its latent factors: they help.
+  _, ids_only = sample_run
+  with open(os.path.join(_only_output(ids_only, 'Trainer', 'model_run').uri,
+                         'metrics.json')) as f:
+    assert metrics['eval']['auc'] > json.load(f)['eval']['auc'] + 0.02
+
+
+def _example(**values):
+  feature = {}
+  for name, value in values.items():
+    if isinstance(value, int):
+      feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    else:
+      feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+FULL = dict(userId=284, movieId=770, gender='F', age=31, occupation='student', year=1986,
+            genres='Action|Comedy|Thriller')
+
+
+def _serving_model(record):
+  pushed = _only_output(record, 'Pusher', 'pushed_model')
+  return tf.saved_model.load(pushed.custom_properties['pushed_destination'].string_value)
+
+
+def test_serving_scores_requests_with_and_without_side_columns(features_run):
+  _, record = features_run
+  model = _serving_model(record)
+  serve = model.signatures['serving_default']
+  ids_only = dict(userId=284, movieId=770)
+  unseen = dict(FULL, occupation='astronaut', genres='Western|Musical')
+  probabilities = serve(examples=tf.constant(
+      [_example(**FULL), _example(**ids_only), _example(**unseen)]))['probability'].numpy()
+  assert all(0 < p < 1 for p in probabilities)
+  # Missing and unseen values are scored with their OOV / missing rows, not refused,
+  # and those rows are not the known values' rows.
+  assert len(set(probabilities.round(6))) == 3
+
+  by_ids = model.signatures['serve_ids']
+  values = {name: tf.constant([value]) for name, value in FULL.items()}
+  values = {name: tf.cast(v, tf.int64) if v.dtype == tf.int32 else v
+            for name, v in values.items()}
+  np.testing.assert_allclose(by_ids(**values)['probability'].numpy(), probabilities[:1],
+                             rtol=1e-5)
+  # serve_ids says "missing" with '' for a string column: the same score as a
+  # tf.Example without those columns.
+  blank = dict(values, gender=tf.constant(['']), occupation=tf.constant(['']),
+               genres=tf.constant(['']))
+  without = serve(examples=tf.constant([_example(userId=284, movieId=770, age=31,
+                                                 year=1986)]))['probability'].numpy()
+  np.testing.assert_allclose(by_ids(**blank)['probability'].numpy(), without, rtol=1e-5)

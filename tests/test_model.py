@@ -1,0 +1,81 @@
+"""The ranker's arithmetic: towers sum their features, multi-valued rows are combined,
+shared tables are one variable, and the score is the dot product plus both biases."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs
+from modules import model as model_lib
+
+LABEL = LabelSpec(column='rating', operator='>=', threshold=4.0)
+
+
+def _feature(name, belongs_to, **options):
+  options.setdefault('kind', 'hash')
+  if options['kind'] == 'hash':
+    options.setdefault('vocab_size', 10)
+  return FeatureSpec(name=name, column_type='string' if options['kind'] == 'multi_hot'
+                     else 'int', embedding_dim=4, belongs_to=belongs_to, **options)
+
+
+def _tables(model):
+  """{table name: its values}."""
+  return {v.name.split('/')[-1][:-len('_table:0')]: v.numpy()
+          for v in model.embedding.variables if v.name.endswith('_table:0')}
+
+
+def _sigmoid(x):
+  return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize('combiner', ['mean', 'sum'])
+def test_towers_sum_their_features_and_lists_are_combined(combiner):
+  model_inputs = ModelInputs(features=(
+      _feature('userId', 'user'), _feature('age', 'user', kind='numeric', num_buckets=3),
+      _feature('movieId', 'item'),
+      _feature('genres', 'item', kind='multi_hot', combiner=combiner)), label=LABEL)
+  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'age': 4, 'movieId': 10,
+                                                'genres': 6}, optimizer=None)
+  model_lib.build(model, model_inputs)
+  batch = {'userId': tf.constant([1, 2, 3], tf.int64), 'age': tf.constant([0, 3, 1], tf.int64),
+           'movieId': tf.constant([4, 4, 9], tf.int64),
+           'genres': tf.ragged.constant([[0, 2], [5], [1, 2, 3]], tf.int64)}
+  probabilities = model(batch).numpy()[:, 0]
+
+  tables = _tables(model)
+  combine = np.mean if combiner == 'mean' else np.sum
+  for row, probability in enumerate(probabilities):
+    user = (tables['userId'][batch['userId'][row]] + tables['age'][batch['age'][row]])
+    item = (tables['movieId'][batch['movieId'][row]]
+            + combine(tables['genres'][batch['genres'][row].numpy()], axis=0))
+    expected = _sigmoid(user[:-1] @ item[:-1] + user[-1] + item[-1])
+    assert probability == pytest.approx(expected, rel=1e-5)
+
+
+def test_features_naming_one_table_share_its_variable():
+  model_inputs = ModelInputs(features=(
+      _feature('userId', 'user'), _feature('favourite', 'user', table='genre'),
+      _feature('movieId', 'item'), _feature('genres', 'item', table='genre')), label=LABEL)
+  assert list(model_inputs.tables()) == ['userId', 'genre', 'movieId']
+  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'genre': 10, 'movieId': 10},
+                                 optimizer=None)
+  model_lib.build(model, model_inputs)
+  assert sorted(_tables(model)) == ['genre', 'movieId', 'userId']
+
+
+def test_a_sparse_batch_scores_as_the_ragged_one():
+  """tf.Example input (training.input_format: tf_example) gives multi-valued features
+  as SparseTensors, columnar input as RaggedTensors: the same scores."""
+  model_inputs = ModelInputs(features=(
+      _feature('userId', 'user'), _feature('movieId', 'item'),
+      _feature('genres', 'item', kind='multi_hot')), label=LABEL)
+  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'movieId': 10, 'genres': 6},
+                                 optimizer=None)
+  model_lib.build(model, model_inputs)
+  genres = tf.ragged.constant([[0, 2], [5], [1, 2, 3]], tf.int64)
+  batch = {'userId': tf.constant([1, 2, 3], tf.int64),
+           'movieId': tf.constant([4, 4, 9], tf.int64)}
+  ragged = model({**batch, 'genres': genres}).numpy()
+  sparse = model({**batch, 'genres': genres.to_sparse()}).numpy()
+  np.testing.assert_allclose(ragged, sparse, rtol=1e-6)

@@ -1,6 +1,7 @@
 """Quality: the project's model versus tuned peers, judged on a test split nobody tuned on.
 
     .venv/bin/python bench/quality.py       # MovieLens 100K and latest-small, random and time splits
+    .venv/bin/python bench/quality.py --datasets ml-100k-features   # side features vs ids only
     .venv/bin/python bench/quality.py --datasets ml-100k --splits time --tune-trials 0
     .venv/bin/python bench/quality.py --config configs/x.yaml --output-root DIR --no-run
 
@@ -13,8 +14,11 @@ Trainer trains with its choice.
 The peers (scikit-surprise) fit on the same train rows: SVD tuned by a grid on the same
 validation rows, SVD++ and BaselineOnly (user and item biases) with their defaults.
 Every method is judged by the same AUC (scikit-learn) of `rating >= 4` on the test rows;
-the project model through its `serve_ids` signature, with the Evaluator's (TFMA) AUC on
-the same rows beside it. MovieLens files come from ../shared/data, converted on first use.
+the project model through its `serving_default` signature (the raw tf.Examples), with
+the Evaluator's (TFMA) AUC on the same rows beside it; also on the test rows of cold
+users (fewer than 5 training ratings). `ml-100k-features` is ML-100K with its side
+columns (configs/movielens_100k_features.yaml), run a second time with the ids alone on
+the same rows. MovieLens files come from ../shared/data, converted on first use.
 With `--config ... --no-run`, an existing run is read and judged on its own splits.
 """
 
@@ -38,7 +42,17 @@ DATASETS = {
     'ml-100k': (os.path.join(CONFIGS, 'movielens_100k.yaml'), os.path.join('ml-100k', 'u.data')),
     'latest-small': (os.path.join(CONFIGS, 'movielens_latest_small.yaml'),
                      os.path.join('ml-latest-small', 'ratings.csv')),
+    # Converted with --side-columns; also run ids-only on the same rows (IDS_ONLY_OF).
+    'ml-100k-features': (os.path.join(CONFIGS, 'movielens_100k_features.yaml'),
+                         os.path.join('ml-100k', 'u.data')),
 }
+# A features dataset -> the ids-only config it extends: run again on the features
+# dataset's input, columns and schema (so every split holds the same rows), its
+# features only the ids.
+IDS_ONLY_OF = {'ml-100k-features': os.path.join(CONFIGS, 'movielens_100k.yaml')}
+IDS_ONLY = 'project model, ids only'
+# Test rows whose user has fewer training ratings than this are a cold user's.
+COLD_USER_RATINGS = 5
 SPLITS = {
     # `eval: null` drops the dataset config's eval (configs merge key by key).
     'random': {'split': {'train': 8, 'eval': None, 'validation': 1, 'test': 1}},
@@ -66,26 +80,30 @@ def _ensure_input(config: config_lib.RunConfig, raw_name: str) -> None:
     raise SystemExit(f'{config.paths.input} matches nothing and there is no {raw_name} '
                      f'under {common.SHARED_DATA_DIR}: download it with data/movielens.py')
   from data import movielens  # pylint: disable=g-import-not-at-top
-  movielens.convert(raw, config.paths.input.replace('*', 'ratings'))
+  movielens.convert(raw, config.paths.input.replace('*', 'ratings'),
+                    side_columns=len(config.dataset.columns) > 4)
 
 
-Rows = Tuple[np.ndarray, np.ndarray, np.ndarray]  # user ids, item ids, ratings
+# user ids, item ids, ratings, and the serialized raw tf.Examples (every column).
+Rows = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _rows(examples_uri: str, split: str) -> Rows:
   """One split of CsvExampleGen's output."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*.gz'))
+  files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*.gz')))
   spec = {'userId': tf.io.FixedLenFeature([], tf.int64),
           'movieId': tf.io.FixedLenFeature([], tf.int64),
           'rating': tf.io.FixedLenFeature([], tf.float32)}
-  users, items, ratings = [], [], []
-  for batch in tf.data.TFRecordDataset(files, compression_type='GZIP').batch(65_536).map(
-      lambda records: tf.io.parse_example(records, spec)):
-    users.append(batch['userId'].numpy())
-    items.append(batch['movieId'].numpy())
-    ratings.append(batch['rating'].numpy())
-  return np.concatenate(users), np.concatenate(items), np.concatenate(ratings)
+  users, items, ratings, records = [], [], [], []
+  for batch in tf.data.TFRecordDataset(files, compression_type='GZIP').batch(65_536):
+    parsed = tf.io.parse_example(batch, spec)
+    users.append(parsed['userId'].numpy())
+    items.append(parsed['movieId'].numpy())
+    ratings.append(parsed['rating'].numpy())
+    records.append(batch.numpy())
+  return (np.concatenate(users), np.concatenate(items), np.concatenate(ratings),
+          np.concatenate(records))
 
 
 def _surprise_scores(algorithm, train: Rows, *scored: Rows) -> List[np.ndarray]:
@@ -100,10 +118,13 @@ def _surprise_scores(algorithm, train: Rows, *scored: Rows) -> List[np.ndarray]:
 
 
 def _model_scores(model_dir: str, *scored: Rows) -> List[np.ndarray]:
+  """The SavedModel's probabilities of the raw tf.Examples (`serving_default`: every
+  feature it has, side columns included)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  serve_ids = tf.saved_model.load(model_dir).signatures['serve_ids']
-  return [serve_ids(userId=tf.constant(rows[0]), movieId=tf.constant(rows[1]))[
-      'probability'].numpy().ravel() for rows in scored]
+  serve = tf.saved_model.load(model_dir).signatures['serving_default']
+  return [np.concatenate([serve(examples=tf.constant(rows[3][i:i + 8192]))[
+      'probability'].numpy().ravel() for i in range(0, len(rows[3]), 8192)])
+          for rows in scored]
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -127,8 +148,18 @@ def _tuned_svd(train: Rows, validation: Rows, test: Rows, labels: Tuple[np.ndarr
   return best
 
 
-def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool) -> Dict[str, Any]:
-  """Every method's AUC on the test rows (and validation rows) of one pipeline run."""
+def _cold_rows(train: Rows, test: Rows) -> np.ndarray:
+  """Which test rows are a cold user's (fewer than COLD_USER_RATINGS training ratings)."""
+  users, counts = np.unique(train[0], return_counts=True)
+  ratings = dict(zip(users.tolist(), counts.tolist()))
+  return np.array([ratings.get(u, 0) < COLD_USER_RATINGS for u in test[0].tolist()], bool)
+
+
+def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
+             ids_only_run=None) -> Dict[str, Any]:
+  """Every method's AUC on the test rows (and validation rows) of one pipeline run, also
+  on the test rows of cold users; `ids_only_run` (store, run): the ids-only model run
+  on the same rows, scored beside it."""
   import surprise  # pylint: disable=g-import-not-at-top
   label = config.dataset.label.spec
   if label.column != 'rating' or label.operator != '>=':
@@ -141,6 +172,15 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool) -> 
 
   model = store.output(pipeline_run, 'Trainer', 'model')
   scores = {MODEL: _model_scores(os.path.join(model.uri, 'Format-Serving'), validation, test)}
+  if ids_only_run is not None:
+    ids_store, ids_run = ids_only_run
+    ids_examples = ids_store.output(ids_run, 'CsvExampleGen', 'examples')
+    if not np.array_equal(np.sort(_rows(ids_examples.uri, config.dataset.test_split)[3]),
+                          np.sort(test[3])):
+      raise SystemExit('the ids-only run\'s test rows differ from the features run\'s')
+    ids_model = ids_store.output(ids_run, 'Trainer', 'model')
+    scores[IDS_ONLY] = _model_scores(os.path.join(ids_model.uri, 'Format-Serving'),
+                                     validation, test)
   svd_params, _, svd_test = _tuned_svd(train, validation, test, labels,
                                        SMOKE_SVD_GRID if smoke else SVD_GRID)
   scores['surprise SVD (tuned on validation)'] = [None, svd_test]
@@ -159,13 +199,19 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool) -> 
     with open(os.path.join(best_hyperparameters.uri, 'best_hyperparameters.txt')) as f:
       tuned = json.load(f)['values']
   test_auc = {name: _auc(labels[1], s[1]) for name, s in scores.items()}
-  peers = [name for name in test_auc if name not in (MODEL, 'global mean (no signal)')]
+  cold = _cold_rows(train, test)
+  cold_auc = ({name: _auc(labels[1][cold], s[1][cold]) for name, s in scores.items()}
+              if len(set(labels[1][cold].tolist())) == 2 else None)
+  peers = [name for name in test_auc
+           if name not in (MODEL, IDS_ONLY, 'global mean (no signal)')]
   best_peer = max(peers, key=test_auc.get)
   return {
       'pipeline': config.pipeline_name,
       'train_rows': int(len(train[0])), 'validation_rows': int(len(validation[0])),
       'test_rows': int(len(test[0])), 'positive_share': float(labels[1].mean()),
       'test_auc': test_auc,
+      'cold_user_test_rows': int(cold.sum()),
+      'cold_user_test_auc': cold_auc,
       'validation_auc': {name: _auc(labels[0], s[0]) for name, s in scores.items()
                          if s[0] is not None},
       'tfma_auc': artifact_contents.evaluation(evaluation.uri)['slices'][0]['metrics'].get(
@@ -184,6 +230,10 @@ def _overrides(split: str, tune_trials: int, tune_epochs: int) -> Dict[str, Any]
   return overrides
 
 
+def _shown(auc) -> str:
+  return '' if auc is None else f'{auc:.4f}'
+
+
 def main(argv=None) -> int:
   parser = common.parser(__doc__.split('\n\n')[0])
   parser.add_argument('--datasets', nargs='+', choices=list(DATASETS), default=list(DATASETS))
@@ -192,6 +242,8 @@ def main(argv=None) -> int:
                       help='Tuner trials for the project model (0: the config\'s options)')
   parser.add_argument('--tune-epochs', type=int, default=30,
                       help='the most epochs a trial trains (its best epoch counts)')
+  parser.add_argument('--name', default='quality',
+                      help='the results file: <results-dir>/<name>.json')
   parser.add_argument('--config', help='judge an existing run of this config instead '
                       '(with --output-root and --no-run)')
   parser.add_argument('--output-root', help='the existing run\'s output root')
@@ -217,20 +269,36 @@ def main(argv=None) -> int:
       overrides = _overrides(split, args.tune_trials, args.tune_epochs)
       outcome = common.run_pipeline(config_path, output_root, overrides)
       config = config_lib.load_config(os.path.join(output_root, 'bench_config.yaml'))
+      ids_only_run = None
+      if dataset in IDS_ONLY_OF:
+        # The same input, columns and schema: the same serialized rows, the same splits.
+        same_rows = {'dataset': {**overrides['dataset'],
+                                 'columns': dict(config.dataset.columns)},
+                     'paths': {'input': config.paths.input,
+                               'schema': config.paths.schema_file}}
+        ids_outcome = common.run_pipeline(
+            IDS_ONLY_OF[dataset], output_root + '-ids-only', {**overrides, **same_rows})
+        ids_only_run = (ids_outcome['store'], ids_outcome['run'])
       results.append({'dataset': dataset, 'split': split, 'pipeline_seconds':
                       outcome['wall_seconds'],
-                      **evaluate(config, outcome['store'], outcome['run'], args.smoke)})
+                      **evaluate(config, outcome['store'], outcome['run'], args.smoke,
+                                 ids_only_run)})
 
-  methods = list(results[0]['test_auc'])
+  methods = list(dict.fromkeys(m for r in results for m in r['test_auc']))
   print(common.text_table(
       ['dataset', 'split', 'test rows'] + methods + ['TFMA AUC', 'model - best peer'],
       [[r['dataset'], r['split'], f'{r["test_rows"]:,}']
-       + [f'{r["test_auc"][m]:.4f}' for m in methods]
+       + [_shown(r['test_auc'].get(m)) for m in methods]
        + [f'{r["tfma_auc"]:.4f}', f'{r["model_minus_best_peer"]:+.4f}'] for r in results]))
+  print(f'\nCold users (fewer than {COLD_USER_RATINGS} training ratings), test AUC:')
+  print(common.text_table(
+      ['dataset', 'split', 'cold test rows'] + methods,
+      [[r['dataset'], r['split'], f'{r["cold_user_test_rows"]:,}']
+       + [_shown((r['cold_user_test_auc'] or {}).get(m)) for m in methods] for r in results]))
   for r in results:
     print(f'{r["dataset"]} {r["split"]}: SVD tuned {r["svd_tuned_params"]}; model tuned '
           f'{r["model_tuned_values"]}')
-  path = common.write_result(args.results_dir, 'quality', args.smoke,
+  path = common.write_result(args.results_dir, args.name, args.smoke,
                              [os.path.basename(sys.executable), *sys.argv], results)
   print(f'\nwrote {path}')
   return 0

@@ -22,6 +22,7 @@ import tensorflow_transform as tft
 from modules import catalogue
 from modules import columnar
 from modules import model as model_lib
+from modules import retrieval
 from modules import strategy as strategy_lib
 from contract.model_inputs import ModelInputs, TrainingOptions, with_hyperparameters
 from contract.names import (BIAS_KEY, EMBEDDING_KEY, IDS_SIGNATURE, ITEM_EMBEDDING_SIGNATURE,
@@ -402,10 +403,9 @@ class ServingModule(tf.Module):
         first: their ids ([batch, k]) and probabilities, as serving_default would score
         each pair."""
         vectors, bias = self._user_vectors(as_raw(values, user_spec, TOP_K_SIGNATURE))
-        logits = tf.matmul(vectors, self.catalogue_vectors, transpose_b=True) + bias[:, None]
-        best = tf.math.top_k(logits, tf.minimum(k, tf.shape(logits)[1]))
-        return {ITEM_IDS_KEY: tf.gather(self.catalogue_ids, best.indices),
-                PREDICTION_KEY: tf.sigmoid(best.values)}
+        logits, indices = retrieval.best_items(vectors, bias, self.catalogue_vectors, k)
+        return {ITEM_IDS_KEY: tf.gather(self.catalogue_ids, indices),
+                PREDICTION_KEY: tf.sigmoid(logits)}
 
       signatures[TOP_K_SIGNATURE] = top_k
     return signatures

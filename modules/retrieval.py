@@ -7,9 +7,11 @@ million items cost what bench/serving.py measures.
 """
 
 import os
+from typing import Sequence, Set
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 
@@ -20,3 +22,20 @@ def best_items(user_vectors: tf.Tensor, user_bias: tf.Tensor, item_vectors: tf.T
   logits = tf.matmul(user_vectors, item_vectors, transpose_b=True) + user_bias[:, None]
   best = tf.math.top_k(logits, tf.minimum(k, tf.shape(logits)[1]))
   return best.values, best.indices
+
+
+def recall(ranked: Sequence[Sequence[int]], positives: Sequence[Set[int]],
+           seen: Sequence[Set[int]], at: int) -> float:
+  """Mean over users of the share of their positive items among the first `at` of
+  their ranked items, once the items they were seen with are left out (and repeats:
+  items sharing a table row)."""
+  shares = []
+  for items, wanted, known in zip(ranked, positives, seen):
+    kept = []
+    for item in items:
+      if item not in known and item not in kept:
+        kept.append(item)
+        if len(kept) == at:
+          break
+    shares.append(len(wanted.intersection(kept)) / len(wanted))
+  return float(np.mean(shares)) if shares else 0.0

@@ -319,7 +319,9 @@ class ServingModule(tf.Module):
                                            name='catalogue_vectors')
       # Items whose key shares a table row with another's: the model cannot tell them
       # apart (hash collisions).
-      _, rows, counts = np.unique(self._rows(items)[key].numpy(), return_inverse=True,
+      # Each catalogue item's row of the item key's table, for recall by rows.
+      self.catalogue_rows = self._rows(items)[key].numpy()
+      _, rows, counts = np.unique(self.catalogue_rows, return_inverse=True,
                                   return_counts=True)
       self.items_sharing_a_row = int((counts[rows] > 1).sum())
 
@@ -508,7 +510,8 @@ def run_fn(fn_args) -> model_lib.RankingModel:
     module = export(checkpoint_path, model_inputs, table_sizes, tft_output,
                     fn_args.serving_model_dir, catalogue_path)
     _write_report(fn_args.model_run_dir, history, table_sizes, strategy, model_inputs,
-                  training, _catalogue_report(module))
+                  training, _catalogue_report(module, model_inputs, fn_args.train_files,
+                                              fn_args.eval_files))
   # A worker that exits while the chief still exports is reported as failed by the
   # cluster's coordination service: everyone leaves together.
   _barrier(strategy)
@@ -524,13 +527,69 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
                     strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
-def _catalogue_report(module: ServingModule) -> Optional[Dict[str, int]]:
+RECALL_AT = (10, 100)
+
+
+def _whole_split(split_dir: str) -> Dict[str, Any]:
+  """Every row of a columnar split, in one batch."""
+  rows = columnar.read_manifest(split_dir)['rows']
+  return next(iter(columnar.make_dataset(split_dir, rows, shuffle=False, seed=0)))
+
+
+def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir: str,
+                     validation_dir: str) -> Dict[str, float]:
+  """Recall@10 and @100 of each validation user's positive items among top_k's, with
+  the items the user was seen with in train left out, and the same for the items with
+  the most training rows. Users and items are told by the row of their key's table (the
+  first feature of each side; transformed rows hold nothing else), so two users or items
+  sharing a row count as one."""
+  user_key, item_key = (model_inputs.side(s)[0].name for s in ('user', 'item'))
+  train, validation = _whole_split(train_dir), _whole_split(validation_dir)
+  seen: Dict[int, set] = {}
+  for user, item in zip(train[user_key].numpy().tolist(), train[item_key].numpy().tolist()):
+    seen.setdefault(user, set()).add(item)
+  positives: Dict[int, set] = {}
+  first_row: Dict[int, int] = {}
+  for row, (user, item, label) in enumerate(zip(*(
+      validation[name].numpy().tolist() for name in (user_key, item_key, LABEL_KEY)))):
+    first_row.setdefault(user, row)
+    if label:
+      positives.setdefault(user, set()).add(item)
+  users = sorted(positives)
+  if not users:
+    return {}
+  rows = tf.constant([first_row[u] for u in users])
+  tower = module.model.tower('user', {f.name: tf.gather(validation[f.name], rows)
+                                      for f in model_inputs.side('user')})
+  vectors = tf.concat([tower[:, :-1], tf.ones_like(tower[:, -1:])], axis=1)
+  depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in users)
+  _, indices = retrieval.best_items(vectors, tower[:, -1], module.catalogue_vectors,
+                                    tf.constant(depth))
+  ranked = module.catalogue_rows[indices.numpy()].tolist()
+  items, counts = np.unique(train[item_key].numpy(), return_counts=True)
+  popular = items[np.argsort(-counts, kind='stable')].tolist()
+  wanted = [positives[u] for u in users]
+  known = [seen.get(u, set()) for u in users]
+  report = {}
+  for at in RECALL_AT:
+    report[f'recall@{at}'] = retrieval.recall(ranked, wanted, known, at)
+    report[f'most_popular_recall@{at}'] = retrieval.recall([popular] * len(users), wanted,
+                                                            known, at)
+  return report
+
+
+def _catalogue_report(module: ServingModule, model_inputs: ModelInputs,
+                      train_files: List[str], eval_files: List[str]
+                      ) -> Optional[Dict[str, Any]]:
   if module.catalogue_vectors is None:
     return None
   report = {'items': int(module.catalogue_vectors.shape[0]),
-            'items_sharing_a_row': module.items_sharing_a_row}
-  logging.info('Catalogue: %d items, %d of them sharing a table row with another',
-               report['items'], report['items_sharing_a_row'])
+            'items_sharing_a_row': module.items_sharing_a_row,
+            'validation': retrieval_recall(module, model_inputs, _columnar_dir(train_files),
+                                           _columnar_dir(eval_files))}
+  logging.info('Catalogue: %d items, %d of them sharing a table row with another; '
+               'retrieval on validation: %s', report['items'],
+               report['items_sharing_a_row'], report['validation'])
   return report
 
 
@@ -544,7 +603,8 @@ def _write_report(model_run_dir: str, history: Mapping[str, List[float]],
       'eval': _final_metrics(history),
       'table_sizes': table_sizes,
       'replicas': strategy.num_replicas_in_sync,
-      # Retrieval's item catalogue: its items, and how many share a row with another.
+      # Retrieval's item catalogue: its items, how many share a row with another, and
+      # recall@K of the validation users' positive items (and of the most popular).
       'catalogue': catalogue_report,
       'config': {MODEL_INPUTS_KEY: model_inputs.to_dict(), TRAINING_KEY: training.to_dict()},
       'command': sys.argv,

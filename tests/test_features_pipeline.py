@@ -148,6 +148,9 @@ def test_the_catalogue_is_every_item_of_the_data_once(features_run):
     import json  # pylint: disable=g-import-not-at-top
     report = json.load(f)['catalogue']
   assert report['items'] == len(items) and 0 < report['items_sharing_a_row'] < len(items)
+  assert set(report['validation']) == {'recall@10', 'recall@100', 'most_popular_recall@10',
+                                       'most_popular_recall@100'}
+  assert 0 < report['validation']['recall@10'] <= report['validation']['recall@100'] <= 1
   model = _serving_model(record)
   assert sorted(model.catalogue_ids.numpy().tolist()) == sorted(int(i) for i in items)
 

@@ -16,7 +16,9 @@ validation rows, SVD++ and BaselineOnly (user and item biases) with their defaul
 Every method is judged by the same AUC (scikit-learn) of `rating >= 4` on the test rows;
 the project model through its `serving_default` signature (the raw tf.Examples), with
 the Evaluator's (TFMA) AUC on the same rows beside it; also on the test rows of cold
-users (fewer than 5 training ratings). `ml-100k-features` is ML-100K with its side
+users (fewer than 5 training ratings). Retrieval: recall@10 and @100 of each test user's
+positive items in the model's `top_k` (the catalogue, items the user rated in train left
+out) against the most-rated training items. `ml-100k-features` is ML-100K with its side
 columns (configs/movielens_100k_features.yaml), run a second time with the ids alone on
 the same rows. MovieLens files come from ../shared/data, converted on first use.
 With `--config ... --no-run`, an existing run is read and judged on its own splits.
@@ -148,6 +150,59 @@ def _tuned_svd(train: Rows, validation: Rows, test: Rows, labels: Tuple[np.ndarr
   return best
 
 
+RECALL_AT = (10, 100)
+
+
+def _user_values(config: config_lib.RunConfig, records: np.ndarray) -> Dict[str, np.ndarray]:
+  """The user-side raw values of serialized examples, as top_k takes them ('' or NaN
+  for a missing optional value)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  types = {'int': tf.int64, 'float': tf.float32, 'string': tf.string}
+  spec = {f.name: tf.io.VarLenFeature(types[config.dataset.columns[f.name]])
+          for f in config.model_inputs.side('user')}
+  parsed = tf.io.parse_example(tf.constant(records), spec)
+  return {name: tf.sparse.to_dense(tf.sparse.reset_shape(values, [len(records), 1]),
+                                   default_value={tf.string: '', tf.float32: float('nan')}
+                                   .get(values.dtype, 0)).numpy()[:, 0]
+          for name, values in parsed.items()}
+
+
+def _recall(model_dir: str, config: config_lib.RunConfig, train: Rows, test: Rows,
+            threshold: float) -> Dict[str, float]:
+  """Recall@K of each test user's positive items (rated >= threshold) among the model's
+  top_k, and among the most-rated training items, leaving out items the user rated in
+  train, averaged over users with a positive test item."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  seen: Dict[int, set] = {}
+  for user, item in zip(train[0].tolist(), train[1].tolist()):
+    seen.setdefault(user, set()).add(item)
+  positives: Dict[int, set] = {}
+  first_row: Dict[int, int] = {}
+  for row, (user, item, rating) in enumerate(zip(*(c.tolist() for c in test[:3]))):
+    first_row.setdefault(user, row)
+    if rating >= threshold:
+      positives.setdefault(user, set()).add(item)
+  users = sorted(positives)
+  values = _user_values(config, test[3][[first_row[u] for u in users]])
+  top_k = tf.saved_model.load(model_dir).signatures['top_k']
+  most_seen = max((len(seen.get(u, ())) for u in users), default=0)
+  k = max(RECALL_AT) + most_seen
+  ranked = np.concatenate([top_k(k=tf.constant(k, tf.int32), **{
+      name: tf.constant(v[i:i + 256]) for name, v in values.items()})['item_ids'].numpy()
+                           for i in range(0, len(users), 256)])
+  items, counts = np.unique(train[1], return_counts=True)
+  popular = items[np.argsort(-counts, kind='stable')].tolist()
+  recall = {}
+  for name, lists in (('model', ranked.tolist()), ('most popular', [popular] * len(users))):
+    for at in RECALL_AT:
+      hits = []
+      for user, candidates in zip(users, lists):
+        unseen = [i for i in candidates if i not in seen.get(user, ())][:at]
+        hits.append(len(positives[user].intersection(unseen)) / len(positives[user]))
+      recall[f'{name} recall@{at}'] = float(np.mean(hits))
+  return recall
+
+
 def _cold_rows(train: Rows, test: Rows) -> np.ndarray:
   """Which test rows are a cold user's (fewer than COLD_USER_RATINGS training ratings)."""
   users, counts = np.unique(train[0], return_counts=True)
@@ -191,6 +246,8 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
     scores[name] = _surprise_scores(algorithm, train, validation, test)
   scores['global mean (no signal)'] = [np.zeros(len(labels[0])), np.zeros(len(labels[1]))]
 
+  retrieval = _recall(os.path.join(model.uri, 'Format-Serving'), config, train, test,
+                      label.threshold)
   evaluation = store.output(pipeline_run, 'Evaluator', 'evaluation')
   best_hyperparameters = store.output(pipeline_run, 'Tuner', 'best_hyperparameters')
   tuned = None
@@ -210,6 +267,7 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
       'train_rows': int(len(train[0])), 'validation_rows': int(len(validation[0])),
       'test_rows': int(len(test[0])), 'positive_share': float(labels[1].mean()),
       'test_auc': test_auc,
+      'retrieval': retrieval,
       'cold_user_test_rows': int(cold.sum()),
       'cold_user_test_auc': cold_auc,
       'validation_auc': {name: _auc(labels[0], s[0]) for name, s in scores.items()
@@ -295,6 +353,13 @@ def main(argv=None) -> int:
       ['dataset', 'split', 'cold test rows'] + methods,
       [[r['dataset'], r['split'], f'{r["cold_user_test_rows"]:,}']
        + [_shown((r['cold_user_test_auc'] or {}).get(m)) for m in methods] for r in results]))
+  print(f'\nRetrieval: recall of each test user\'s positive items in the top K (items '
+        'rated in train left out):')
+  recall_columns = list(results[0]['retrieval'])
+  print(common.text_table(
+      ['dataset', 'split'] + recall_columns,
+      [[r['dataset'], r['split']] + [f'{r["retrieval"][c]:.4f}' for c in recall_columns]
+       for r in results]))
   for r in results:
     print(f'{r["dataset"]} {r["split"]}: SVD tuned {r["svd_tuned_params"]}; model tuned '
           f'{r["model_tuned_values"]}')

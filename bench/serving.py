@@ -7,6 +7,11 @@
 the dot product) is what TF Serving and Vertex AI endpoints call; `serve_ids` (raw id
 tensors, no parsing) is measured beside it as the baseline, on the same ids, so the
 difference is what parsing and the request format cost. Batches of 1, 100 and 10,000.
+
+`top_k` (k=10, users by their user-side values) is measured on the model's own
+catalogue, and its search alone (modules/retrieval.py, exact: one matrix product and
+tf.math.top_k) over a synthetic catalogue of 1,000,000 random item vectors of the
+model's width, for 1 and 100 users a request.
 """
 
 import glob
@@ -17,12 +22,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top
+from modules import retrieval  # pylint: disable=g-import-not-at-top
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 DEFAULT_SERVING_DIR = os.path.join(common.PROJECT_DIR, 'outputs', 'movielens-sample', 'serving')
 BATCH_SIZES = (1, 100, 10_000)
+TOP_K_BATCH_SIZES = (1, 100)
+SYNTHETIC_ITEMS = 1_000_000
 
 
 def latest_model(serving_dir: str) -> str:
@@ -49,6 +57,42 @@ def _time_calls(call, requests: int) -> list:
   return seconds
 
 
+def _measure(name: str, batch_size: int, call, budget: float) -> dict:
+  call()  # traces
+  start = time.perf_counter()
+  call()
+  one = max(time.perf_counter() - start, 1e-4)
+  seconds = _time_calls(call, requests=max(5, min(2000, int(budget / one))))
+  return {'signature': name, 'batch_size': batch_size, 'requests': len(seconds),
+          'p50_ms': 1000 * common.percentile(seconds, 50),
+          'p99_ms': 1000 * common.percentile(seconds, 99),
+          'examples_per_second': batch_size * len(seconds) / sum(seconds)}
+
+
+def _top_k_calls(model, batch_size: int, rng: np.random.Generator, smoke: bool):
+  """{name: call} for top_k on the model's catalogue and the exact search over a
+  synthetic catalogue, for `batch_size` users (ids only: the user's other features are
+  sent as missing)."""
+  top_k = model.signatures['top_k']
+  user_inputs = top_k.structured_input_signature[1]
+  users = {name: (tf.constant(rng.integers(1, 10_000, batch_size), spec.dtype)
+                  if spec.dtype.is_integer else
+                  tf.fill([batch_size], '' if spec.dtype == tf.string else float('nan')))
+           for name, spec in user_inputs.items() if name != 'k'}
+  k = tf.constant(10)
+  embedded = model.signatures['user_embedding'](**users)
+  items = SYNTHETIC_ITEMS // 100 if smoke else SYNTHETIC_ITEMS
+  catalogue = tf.constant(rng.normal(0, 0.1, (items, embedded['embedding'].shape[1])),
+                          tf.float32)
+  search = tf.function(retrieval.best_items)
+  return {
+      f'top_k, k=10 (its catalogue, {model.catalogue_vectors.shape[0]:,} items)':
+          lambda: top_k(k=k, **users),
+      f'exact search alone, k=10 ({items:,} synthetic items)':
+          lambda: search(embedded['embedding'], embedded['bias'], catalogue, k),
+  }
+
+
 def main(argv=None) -> int:
   parser = common.parser(__doc__.split('\n\n')[0])
   parser.add_argument('--model', help='a pushed SavedModel (default: the newest under '
@@ -72,16 +116,10 @@ def main(argv=None) -> int:
     ids = {'userId': tf.constant(users, tf.int64), 'movieId': tf.constant(items, tf.int64)}
     calls = {'serving_default (tf.Examples)': lambda: serve_examples(examples=examples),
              'serve_ids (id tensors)': lambda: serve_ids(**ids)}
+    if batch_size in TOP_K_BATCH_SIZES and 'top_k' in model.signatures:
+      calls.update(_top_k_calls(model, batch_size, rng, args.smoke))
     for name, call in calls.items():
-      call()  # traces
-      start = time.perf_counter()
-      call()
-      one = max(time.perf_counter() - start, 1e-4)
-      seconds = _time_calls(call, requests=max(5, min(2000, int(budget / one))))
-      result = {'signature': name, 'batch_size': batch_size, 'requests': len(seconds),
-                'p50_ms': 1000 * common.percentile(seconds, 50),
-                'p99_ms': 1000 * common.percentile(seconds, 99),
-                'examples_per_second': batch_size * len(seconds) / sum(seconds)}
+      result = _measure(name, batch_size, call, budget)
       results.append(result)
       rows.append((name, batch_size, result['requests'], f'{result["p50_ms"]:.2f}',
                    f'{result["p99_ms"]:.2f}', f'{result["examples_per_second"]:,.0f}'))

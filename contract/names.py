@@ -22,6 +22,14 @@ SERVING_SIGNATURE = 'serving_default'
 TRANSFORM_SIGNATURE = 'transform_features'
 IDS_SIGNATURE = 'serve_ids'
 PREDICTION_KEY = 'probability'
+# Retrieval: a user's or an item's vector, biases folded in (so that ranking items for a
+# user is one inner product), and the top items of the model's catalogue for a user.
+USER_EMBEDDING_SIGNATURE = 'user_embedding'
+ITEM_EMBEDDING_SIGNATURE = 'item_embedding'
+TOP_K_SIGNATURE = 'top_k'
+EMBEDDING_KEY = 'embedding'
+BIAS_KEY = 'bias'
+ITEM_IDS_KEY = 'item_ids'
 
 # The Pusher's PushedModel property naming the serving version that already holds the
 # model, when it did not push a copy of it (pipeline/pusher.py).

@@ -164,9 +164,10 @@ class RankingModel(tfrs.Model):
     self._user_features = [f.name for f in model_inputs.side('user')]
     self._item_features = [f.name for f in model_inputs.side('item')]
     self._l2_regularization = l2_regularization
+    self._feature_configs = feature_configs(model_inputs, table_sizes)
     # optimizer=None builds the tables without slots, for export.
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
-        feature_config=feature_configs(model_inputs, table_sizes), optimizer=optimizer)
+        feature_config=self._feature_configs, optimizer=optimizer)
     # Summed here, divided by the global batch in compute_loss: replicas' gradients are
     # summed, so each replica's loss must be its share of the global mean.
     self.task = tfrs.tasks.Ranking(
@@ -200,6 +201,15 @@ class RankingModel(tfrs.Model):
     logits = (tf.reduce_sum(user[:, :-1] * item[:, :-1], axis=1, keepdims=True)
               + user[:, -1:] + item[:, -1:])
     return tf.sigmoid(logits)
+
+  def tower(self, side: str, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, dim] one tower from its own side's features alone (off a TPU: for the
+    exported model, where a user is embedded without any item and the other way round)."""
+    names = self._user_features if side == 'user' else self._item_features
+    embeddings = self.embedding(
+        {name: features[name] for name in names},
+        serving_config={name: self._feature_configs[name] for name in names})
+    return tf.add_n([embeddings[name] for name in names])
 
   def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """[batch] ids per feature -> [batch, 1] probabilities."""

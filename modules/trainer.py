@@ -15,15 +15,20 @@ from typing import Any, Dict, List, Mapping, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_transform as tft
 
+from modules import catalogue
 from modules import columnar
 from modules import model as model_lib
+from modules import retrieval
 from modules import strategy as strategy_lib
 from contract.model_inputs import ModelInputs, TrainingOptions, with_hyperparameters
-from contract.names import (IDS_SIGNATURE, LABEL_KEY, MODEL_INPUTS_KEY, PREDICTION_KEY,
-                            SERVING_SIGNATURE, TRAINING_KEY, TRANSFORM_SIGNATURE)
+from contract.names import (BIAS_KEY, EMBEDDING_KEY, IDS_SIGNATURE, ITEM_EMBEDDING_SIGNATURE,
+                            ITEM_IDS_KEY, LABEL_KEY, MODEL_INPUTS_KEY, PREDICTION_KEY,
+                            SERVING_SIGNATURE, TOP_K_SIGNATURE, TRAINING_KEY,
+                            TRANSFORM_SIGNATURE, USER_EMBEDDING_SIGNATURE)
 
 _SHUFFLE_BUFFER = 65_536
 
@@ -280,10 +285,18 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, table_sizes: Map
 
 
 class ServingModule(tf.Module):
-  """What the pushed SavedModel holds: the transform graph and the trained tables."""
+  """What the pushed SavedModel holds: the transform graph, the trained tables and,
+  given the item catalogue, every catalogue item's vector for top-K retrieval.
+
+  Retrieval folds the biases into the vectors: a user is [factors, 1] (and a bias
+  apart), an item [factors, bias], so that an item's score for a user is one inner
+  product plus the user's bias, which orders nothing:
+
+      logit = dot(user_embedding, item_embedding) + user_bias
+  """
 
   def __init__(self, model: model_lib.RankingModel, tft_output: tft.TFTransformOutput,
-               model_inputs: ModelInputs):
+               model_inputs: ModelInputs, catalogue_path: Optional[str] = None):
     super().__init__()
     self.model = model
     self.tft_layer = tft_output.transform_features_layer()
@@ -291,18 +304,55 @@ class ServingModule(tf.Module):
     # A column the raw schema makes optional (no fixed shape) may be left out of a
     # request: it is then missing, and gets its feature's OOV (or missing-value) row.
     self._feature_spec = {f.name: raw_spec[f.name] for f in model_inputs.features}
+    self._side_spec = {side: {f.name: raw_spec[f.name] for f in model_inputs.side(side)}
+                       for side in ('user', 'item')}
     self._raw_spec = {**self._feature_spec,
                       model_inputs.label.column: raw_spec[model_inputs.label.column]}
+    self.catalogue_ids = self.catalogue_vectors = None
+    self.items_sharing_a_row = 0
+    if catalogue_path:
+      key = model_inputs.side('item')[0].name
+      items = tf.io.parse_example(catalogue.read(catalogue_path), self._side_spec['item'])
+      self.catalogue_ids = tf.Variable(_dense(items[key]), trainable=False,
+                                       name='catalogue_ids')
+      self.catalogue_vectors = tf.Variable(self._item_vectors(items), trainable=False,
+                                           name='catalogue_vectors')
+      # Items whose key shares a table row with another's: the model cannot tell them
+      # apart (hash collisions).
+      # Each catalogue item's row of the item key's table, for recall by rows.
+      self.catalogue_rows = self._rows(items)[key].numpy()
+      _, rows, counts = np.unique(self.catalogue_rows, return_inverse=True,
+                                  return_counts=True)
+      self.items_sharing_a_row = int((counts[rows] > 1).sum())
+
+  def _rows(self, raw_features) -> Dict[str, Any]:
+    """Raw features (any subset of the model's) -> their table rows."""
+    transformed = self.tft_layer(raw_features)
+    return {name: (tf.RaggedTensor.from_sparse(transformed[name])
+                   if isinstance(transformed[name], tf.sparse.SparseTensor)
+                   else transformed[name])
+            for name in raw_features if name in self._feature_spec}
 
   def _score_raw(self, raw_features):
-    transformed = self.tft_layer(raw_features)
-    rows = {name: (tf.RaggedTensor.from_sparse(transformed[name])
-                   if isinstance(transformed[name], tf.sparse.SparseTensor)
-                   else transformed[name]) for name in self._feature_spec}
-    return {PREDICTION_KEY: tf.reshape(self.model(rows), [-1])}
+    return {PREDICTION_KEY: tf.reshape(self.model(self._rows(raw_features)), [-1])}
+
+  def _user_vectors(self, raw_user):
+    user = self.model.tower('user', self._rows(raw_user))
+    return tf.concat([user[:, :-1], tf.ones_like(user[:, -1:])], axis=1), user[:, -1]
+
+  def _item_vectors(self, raw_item) -> tf.Tensor:
+    # The item's last unit is its bias, which the user's 1 multiplies: already folded.
+    return self.model.tower('item', self._rows(raw_item))
 
   def signatures(self) -> Dict[str, Any]:
     examples_spec = tf.TensorSpec([None], tf.string, name='examples')
+
+    def values_spec(spec):
+      return {name: tf.TensorSpec([None], s.dtype, name=name) for name, s in spec.items()}
+
+    def as_raw(values, spec, signature):
+      with tf.control_dependencies(_same_lengths(values, list(spec), signature)):
+        return {name: _as_raw(values[name], s) for name, s in spec.items()}
 
     @tf.function(input_signature=[examples_spec])
     def serve_examples(examples):
@@ -320,19 +370,54 @@ class ServingModule(tf.Module):
       transformed = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
       return {LABEL_KEY: transformed[LABEL_KEY]}
 
-    @tf.function(input_signature=[{
-        name: tf.TensorSpec([None], spec.dtype, name=name)
-        for name, spec in self._feature_spec.items()}])
+    @tf.function(input_signature=[values_spec(self._feature_spec)])
     def serve_ids(values):
       """Raw values, one [batch] vector per feature (a multi_hot feature's as its
       delimited string) -> probability. An optional column's missing value is '' (a
       string column) or NaN (a float column)."""
-      with tf.control_dependencies(_same_lengths(values, list(self._feature_spec))):
-        return self._score_raw({name: _as_raw(values[name], spec)
-                                for name, spec in self._feature_spec.items()})
+      return self._score_raw(as_raw(values, self._feature_spec, IDS_SIGNATURE))
 
-    return {SERVING_SIGNATURE: serve_examples, TRANSFORM_SIGNATURE: transform_features,
-            IDS_SIGNATURE: serve_ids}
+    user_spec, item_spec = self._side_spec['user'], self._side_spec['item']
+
+    @tf.function(input_signature=[values_spec(user_spec)])
+    def user_embedding(values):
+      """The user-side raw values (as serve_ids takes them) -> the user's vector, its
+      last unit 1, and the user's bias."""
+      vectors, bias = self._user_vectors(as_raw(values, user_spec, USER_EMBEDDING_SIGNATURE))
+      return {EMBEDDING_KEY: vectors, BIAS_KEY: bias}
+
+    @tf.function(input_signature=[values_spec(item_spec)])
+    def item_embedding(values):
+      """The item-side raw values -> the item's vector, its last unit the item's bias."""
+      return {EMBEDDING_KEY: self._item_vectors(
+          as_raw(values, item_spec, ITEM_EMBEDDING_SIGNATURE))}
+
+    signatures = {SERVING_SIGNATURE: serve_examples, TRANSFORM_SIGNATURE: transform_features,
+                  IDS_SIGNATURE: serve_ids, USER_EMBEDDING_SIGNATURE: user_embedding,
+                  ITEM_EMBEDDING_SIGNATURE: item_embedding}
+    if self.catalogue_vectors is not None:
+
+      @tf.function(input_signature=[values_spec(user_spec),
+                                    tf.TensorSpec([], tf.int32, name='k')])
+      def top_k(values, k):
+        """The user-side raw values and k -> the k catalogue items of highest
+        probability for each user (every item the data held; none is excluded), best
+        first: their ids ([batch, k]) and probabilities, as serving_default would score
+        each pair."""
+        vectors, bias = self._user_vectors(as_raw(values, user_spec, TOP_K_SIGNATURE))
+        logits, indices = retrieval.best_items(vectors, bias, self.catalogue_vectors, k)
+        return {ITEM_IDS_KEY: tf.gather(self.catalogue_ids, indices),
+                PREDICTION_KEY: tf.sigmoid(logits)}
+
+      signatures[TOP_K_SIGNATURE] = top_k
+    return signatures
+
+
+def _dense(values) -> tf.Tensor:
+  """[batch] values of a parsed column (dense [batch, 1] or sparse)."""
+  if isinstance(values, tf.sparse.SparseTensor):
+    values = tf.sparse.to_dense(values)
+  return tf.reshape(values, [-1])
 
 
 def _as_raw(values: tf.Tensor, spec) -> Any:
@@ -352,27 +437,31 @@ def _as_raw(values: tf.Tensor, spec) -> Any:
                          tf.stack([tf.size(values, out_type=tf.int64), 1]))
 
 
-def _same_lengths(values: Mapping[str, tf.Tensor], names: List[str]) -> List[tf.Operation]:
+def _same_lengths(values: Mapping[str, tf.Tensor], names: List[str],
+                  signature: str) -> List[tf.Operation]:
   """Checks that every feature has as many values as the first of `names`: row i of the
   request is the i-th value of each. (Unchecked, 1 movie id against 3 user ids would
   broadcast into 3 scores nobody asked for.)"""
   first, *others = names
   rows = tf.size(values[first])
   return [tf.debugging.Assert(tf.equal(tf.size(values[name]), rows), [tf.strings.format(
-      f'serve_ids: {first} has {{}} values and {name} has {{}}; send one value of every '
+      f'{signature}: {first} has {{}} values and {name} has {{}}; send one value of every '
       'feature per row', (rows, tf.size(values[name])))]) for name in others]
 
 
 def export(checkpoint_path: str, model_inputs: ModelInputs, table_sizes: Mapping[str, int],
-           tft_output: tft.TFTransformOutput, serving_dir: str) -> None:
+           tft_output: tft.TFTransformOutput, serving_dir: str,
+           catalogue_path: Optional[str] = None) -> ServingModule:
   """Rebuilds the model outside any distribution strategy, restores the trained
-  tables and saves a SavedModel; a TPU-distributed model is never saved directly."""
+  tables and saves a SavedModel (with the catalogue's item vectors when given); a
+  TPU-distributed model is never saved directly."""
   model = model_lib.RankingModel(model_inputs, table_sizes, optimizer=None)
   model_lib.build(model, model_inputs)
   tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial(
   ).assert_existing_objects_matched()
-  module = ServingModule(model, tft_output, model_inputs)
+  module = ServingModule(model, tft_output, model_inputs, catalogue_path)
   tf.saved_model.save(module, serving_dir, signatures=module.signatures())
+  return module
 
 
 def _final_metrics(history: Mapping[str, List[float]]) -> Dict[str, float]:
@@ -416,10 +505,13 @@ def run_fn(fn_args) -> model_lib.RankingModel:
     if not chief:
       shutil.rmtree(write_dir, ignore_errors=True)
   if chief:
-    export(checkpoint_path, model_inputs, table_sizes, tft_output,
-           fn_args.serving_model_dir)
+    split_dir = _columnar_dir(fn_args.train_files)
+    catalogue_path = catalogue.find(split_dir) if split_dir else None
+    module = export(checkpoint_path, model_inputs, table_sizes, tft_output,
+                    fn_args.serving_model_dir, catalogue_path)
     _write_report(fn_args.model_run_dir, history, table_sizes, strategy, model_inputs,
-                  training)
+                  training, _catalogue_report(module, model_inputs, fn_args.train_files,
+                                              fn_args.eval_files))
   # A worker that exits while the chief still exports is reported as failed by the
   # cluster's coordination service: everyone leaves together.
   _barrier(strategy)
@@ -435,15 +527,85 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
                     strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
+RECALL_AT = (10, 100)
+
+
+def _whole_split(split_dir: str) -> Dict[str, Any]:
+  """Every row of a columnar split, in one batch."""
+  rows = columnar.read_manifest(split_dir)['rows']
+  return next(iter(columnar.make_dataset(split_dir, rows, shuffle=False, seed=0)))
+
+
+def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir: str,
+                     validation_dir: str) -> Dict[str, float]:
+  """Recall@10 and @100 of each validation user's positive items among top_k's, with
+  the items the user was seen with in train left out, and the same for the items with
+  the most training rows. Users and items are told by the row of their key's table (the
+  first feature of each side; transformed rows hold nothing else), so two users or items
+  sharing a row count as one."""
+  user_key, item_key = (model_inputs.side(s)[0].name for s in ('user', 'item'))
+  train, validation = _whole_split(train_dir), _whole_split(validation_dir)
+  seen: Dict[int, set] = {}
+  for user, item in zip(train[user_key].numpy().tolist(), train[item_key].numpy().tolist()):
+    seen.setdefault(user, set()).add(item)
+  positives: Dict[int, set] = {}
+  first_row: Dict[int, int] = {}
+  for row, (user, item, label) in enumerate(zip(*(
+      validation[name].numpy().tolist() for name in (user_key, item_key, LABEL_KEY)))):
+    first_row.setdefault(user, row)
+    if label:
+      positives.setdefault(user, set()).add(item)
+  users = sorted(positives)
+  if not users:
+    return {}
+  rows = tf.constant([first_row[u] for u in users])
+  tower = module.model.tower('user', {f.name: tf.gather(validation[f.name], rows)
+                                      for f in model_inputs.side('user')})
+  vectors = tf.concat([tower[:, :-1], tf.ones_like(tower[:, -1:])], axis=1)
+  depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in users)
+  _, indices = retrieval.best_items(vectors, tower[:, -1], module.catalogue_vectors,
+                                    tf.constant(depth))
+  ranked = module.catalogue_rows[indices.numpy()].tolist()
+  items, counts = np.unique(train[item_key].numpy(), return_counts=True)
+  popular = items[np.argsort(-counts, kind='stable')].tolist()
+  wanted = [positives[u] for u in users]
+  known = [seen.get(u, set()) for u in users]
+  report = {}
+  for at in RECALL_AT:
+    report[f'recall@{at}'] = retrieval.recall(ranked, wanted, known, at)
+    report[f'most_popular_recall@{at}'] = retrieval.recall([popular] * len(users), wanted,
+                                                            known, at)
+  return report
+
+
+def _catalogue_report(module: ServingModule, model_inputs: ModelInputs,
+                      train_files: List[str], eval_files: List[str]
+                      ) -> Optional[Dict[str, Any]]:
+  if module.catalogue_vectors is None:
+    return None
+  report = {'items': int(module.catalogue_vectors.shape[0]),
+            'items_sharing_a_row': module.items_sharing_a_row,
+            'validation': retrieval_recall(module, model_inputs, _columnar_dir(train_files),
+                                           _columnar_dir(eval_files))}
+  logging.info('Catalogue: %d items, %d of them sharing a table row with another; '
+               'retrieval on validation: %s', report['items'],
+               report['items_sharing_a_row'], report['validation'])
+  return report
+
+
 def _write_report(model_run_dir: str, history: Mapping[str, List[float]],
                   table_sizes: Mapping[str, int], strategy: tf.distribute.Strategy,
-                  model_inputs: ModelInputs, training: TrainingOptions) -> None:
+                  model_inputs: ModelInputs, training: TrainingOptions,
+                  catalogue_report: Optional[Dict[str, int]] = None) -> None:
   """metrics.json: the history per epoch, the final eval metrics and the config."""
   report = {
       'history': history,
       'eval': _final_metrics(history),
       'table_sizes': table_sizes,
       'replicas': strategy.num_replicas_in_sync,
+      # Retrieval's item catalogue: its items, how many share a row with another, and
+      # recall@K of the validation users' positive items (and of the most popular).
+      'catalogue': catalogue_report,
       'config': {MODEL_INPUTS_KEY: model_inputs.to_dict(), TRAINING_KEY: training.to_dict()},
       'command': sys.argv,
   }

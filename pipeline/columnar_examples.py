@@ -14,6 +14,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
+from modules import catalogue
 from modules import columnar
 
 FILE_FORMAT = 'columnar_int64_blocks'
@@ -28,6 +29,9 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
         tfx.types.standard_artifacts.Examples],
     # Comma-separated split names to write; all of `examples`' splits when empty.
     splits: tfx.dsl.components.Parameter[str] = '',
+    # The item key column (the first item-side feature): one raw example per distinct
+    # key of every split is written as the item catalogue; none when empty.
+    catalogue_key: tfx.dsl.components.Parameter[str] = '',
     block_rows: tfx.dsl.components.Parameter[int] = columnar.DEFAULT_BLOCK_ROWS,
     seed: tfx.dsl.components.Parameter[int] = 0,
     # Not read: a hash of modules/ that makes a code change rerun this component.
@@ -58,5 +62,13 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
                                     os.path.join(columnar_examples.uri, f'Split-{split}'),
                                     block_rows=block_rows, seed=seed, multi_hot=multi_hot)
     columnar_examples.set_int_custom_property(f'{split}_rows', manifest['rows'])
+  if catalogue_key:
+    every_split = artifact_utils.decode_split_names(examples.split_names)
+    files = sorted(f for split in every_split for f in tf.io.gfile.glob(os.path.join(
+        artifact_utils.get_split_uri([examples], split), '*')))
+    items = catalogue.write(
+        catalogue.distinct_items(files, catalogue_key, raw_feature_spec[catalogue_key]),
+        columnar_examples.uri)
+    columnar_examples.set_int_custom_property('catalogue_items', items)
   columnar_examples.split_names = artifact_utils.encode_split_names(split_names)
   columnar_examples.set_string_custom_property('file_format', FILE_FORMAT)

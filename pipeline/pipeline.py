@@ -182,6 +182,8 @@ def create_pipeline(
         transform_graph=transform.outputs['transform_graph'],
         # Only what the Trainer reads: never the test split.
         splits=','.join(('train', config.dataset.validation_split)),
+        # Every item of every split, test included: retrieval ranks them all.
+        catalogue_key=config.model_inputs.side('item')[0].name,
         seed=training.seed,
         module_fingerprint=module_config[names.MODULE_FINGERPRINT_KEY])
     training_examples = columnar.outputs['columnar_examples']

@@ -128,3 +128,63 @@ def test_serving_scores_requests_with_and_without_side_columns(features_run):
   without = serve(examples=tf.constant([_example(userId=284, movieId=770, age=31,
                                                  year=1986)]))['probability'].numpy()
   np.testing.assert_allclose(by_ids(**blank)['probability'].numpy(), without, rtol=1e-5)
+
+
+def _user_values(**values):
+  return {name: tf.constant([value], tf.int64 if isinstance(value, int) else tf.string)
+          for name, value in values.items()}
+
+
+USER = dict(userId=284, gender='F', age=31, occupation='student')
+
+
+def test_the_catalogue_is_every_item_of_the_data_once(features_run):
+  _, record = features_run
+  blocks = _only_output(record, 'ColumnarExamplesGen', 'columnar_examples')
+  items = {r['movieId'] for r in _sample_rows()}
+  assert blocks.custom_properties['catalogue_items'].int_value == len(items)
+  with open(os.path.join(_only_output(record, 'Trainer', 'model_run').uri,
+                         'metrics.json')) as f:
+    import json  # pylint: disable=g-import-not-at-top
+    report = json.load(f)['catalogue']
+  assert report['items'] == len(items) and 0 < report['items_sharing_a_row'] < len(items)
+  assert set(report['validation']) == {'recall@10', 'recall@100', 'most_popular_recall@10',
+                                       'most_popular_recall@100'}
+  assert 0 < report['validation']['recall@10'] <= report['validation']['recall@100'] <= 1
+  model = _serving_model(record)
+  assert sorted(model.catalogue_ids.numpy().tolist()) == sorted(int(i) for i in items)
+
+
+def test_towers_reproduce_serving_defaults_probabilities(features_run):
+  _, record = features_run
+  model = _serving_model(record)
+  item = dict(movieId=770, year=1986, genres='Action|Comedy|Thriller')
+  user = model.signatures['user_embedding'](**_user_values(**USER))
+  item_vector = model.signatures['item_embedding'](**_user_values(**item))['embedding']
+  logit = float(tf.reduce_sum(user['embedding'] * item_vector)) + float(user['bias'][0])
+  expected = model.signatures['serving_default'](examples=tf.constant(
+      [_example(**USER, **item)]))['probability'].numpy()[0]
+  assert 1 / (1 + np.exp(-logit)) == pytest.approx(expected, rel=1e-5)
+  # The user's vector ends in 1, the item's in its bias: one inner product ranks.
+  assert float(user['embedding'][0, -1]) == 1.0
+
+
+def test_top_k_returns_the_catalogues_best_items_as_serving_scores_them(features_run):
+  _, record = features_run
+  model = _serving_model(record)
+  top = model.signatures['top_k'](k=tf.constant(10), **_user_values(**USER))
+  assert top['item_ids'].shape == (1, 10) and top['probability'].shape == (1, 10)
+  # Every catalogue item scored by serving_default with this user, the best 10 of them.
+  first_row = {}
+  for row in _sample_rows():
+    first_row.setdefault(row['movieId'], row)
+  examples = [_example(**USER, movieId=int(m), **({'year': int(r['year'])} if r['year'] else {}),
+                       genres=r['genres']) for m, r in first_row.items()]
+  scores = model.signatures['serving_default'](examples=tf.constant(examples))[
+      'probability'].numpy()
+  best = np.argsort(-scores)[:10]
+  np.testing.assert_allclose(top['probability'].numpy()[0], scores[best], rtol=1e-4)
+  assert top['item_ids'].numpy()[0].tolist() == [int(list(first_row)[i]) for i in best]
+  # k beyond the catalogue gives the whole catalogue.
+  everything = model.signatures['top_k'](k=tf.constant(10**6), **_user_values(**USER))
+  assert everything['item_ids'].shape == (1, len(first_row))

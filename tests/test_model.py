@@ -79,3 +79,22 @@ def test_a_sparse_batch_scores_as_the_ragged_one():
   ragged = model({**batch, 'genres': genres}).numpy()
   sparse = model({**batch, 'genres': genres.to_sparse()}).numpy()
   np.testing.assert_allclose(ragged, sparse, rtol=1e-6)
+
+
+def test_each_tower_alone_gives_the_joint_models_vectors():
+  model_inputs = ModelInputs(features=(
+      _feature('userId', 'user'), _feature('age', 'user', kind='numeric', num_buckets=3),
+      _feature('movieId', 'item'), _feature('genres', 'item', kind='multi_hot')),
+      label=LABEL)
+  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'age': 4, 'movieId': 10,
+                                                'genres': 6}, optimizer=None)
+  model_lib.build(model, model_inputs)
+  user = model.tower('user', {'userId': tf.constant([1, 2], tf.int64),
+                              'age': tf.constant([0, 3], tf.int64)}).numpy()
+  item = model.tower('item', {'movieId': tf.constant([4, 9], tf.int64),
+                              'genres': tf.ragged.constant([[0, 2], [5]], tf.int64)}).numpy()
+  joint = model({'userId': tf.constant([1, 2], tf.int64), 'age': tf.constant([0, 3], tf.int64),
+                 'movieId': tf.constant([4, 9], tf.int64),
+                 'genres': tf.ragged.constant([[0, 2], [5]], tf.int64)}).numpy()[:, 0]
+  logits = (user[:, :-1] * item[:, :-1]).sum(axis=1) + user[:, -1] + item[:, -1]
+  np.testing.assert_allclose(_sigmoid(logits), joint, rtol=1e-5)

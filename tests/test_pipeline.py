@@ -289,6 +289,11 @@ def test_the_blessed_model_is_pushed_and_scores_raw_examples(sample_run):
   scores = model.signatures['serving_default'](examples=tf.constant(examples))
   assert scores['probability'].shape == (3,)
   assert all(0.0 < float(p) < 1.0 for p in scores['probability'])
+  # The README's top-K call: the catalogue's best movies for user 284.
+  top = model.signatures['top_k'](userId=tf.constant([284], tf.int64), k=tf.constant(10))
+  assert top['item_ids'].shape == (1, 10)
+  assert list(top['probability'].numpy()[0]) == sorted(top['probability'].numpy()[0],
+                                                       reverse=True)
 
 
 @pytest.mark.slow

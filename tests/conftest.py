@@ -63,8 +63,8 @@ def shuffled_run(tmp_path_factory):
   data_dir = root / 'shuffled'
   data_dir.mkdir()
   (data_dir / 'ratings.tsv').write_text('\n'.join(
-      [header.replace(',', '\t')]
-      + ['\t'.join([u, m, r, t]) for (u, m, _, t), r in zip(rows, ratings)]) + '\n')
+      ['\t'.join(header.split(',')[:4])]
+      + ['\t'.join([u, m, r, t]) for (u, m, _, t, *_), r in zip(rows, ratings)]) + '\n')
   config = config_lib.load_config(SAMPLE_CONFIG, [
       f'paths.input={data_dir / "*.tsv"}', 'dataset.delimiter="\\t"', 'dataset.split=',
       'dataset.split_by_time={column: timestamp, validation: 0.1, test: 0.2}',

@@ -35,11 +35,16 @@ def test_trainer_throughput_compares_every_path(tmp_path):
       'columnar path: input alone', 'tf.Example path: input alone',
       'seed csv path: input alone',
       *(f'{path}, {n} steps per execution' for n in (4, 16, 64)
-        for path in ('model step alone', 'columnar path: input + model'))}
+        for path in ('model step alone', 'columnar path: input + model')),
+      'multi-hot: model step alone (in-memory batch)',
+      'multi-hot: columnar path: input + model', 'multi-hot: columnar path: input alone',
+      'multi-hot: model step alone, 64 steps per execution',
+      'multi-hot: columnar path: input + model, 64 steps per execution'}
   assert all(v['examples_per_second'] > 0 for v in results['variants'].values())
   assert 'columnar train / seed csv train (target >= 1.5)' in printed
   assert ('columnar train, 64 steps per execution / model step alone (target >= 0.95)'
           in printed)
+  assert 'multi-hot: columnar train / multi-hot model step alone (target >= 0.7)' in printed
 
 
 @pytest.mark.slow
@@ -60,7 +65,8 @@ def test_serving_times_both_signatures_at_each_batch_size(tmp_path, sample_run):
   results, _ = _smoke(tmp_path, 'serving', '--model', model_dir)
   measured = {(m['signature'].split()[0], m['batch_size']) for m in results['measurements']}
   assert measured == {(s, b) for s in ('serving_default', 'serve_ids')
-                      for b in (1, 100, 10_000)}
+                      for b in (1, 100, 10_000)} | {
+                          (s, b) for s in ('top_k,', 'exact') for b in (1, 100)}
   assert all(m['p99_ms'] >= m['p50_ms'] > 0 for m in results['measurements'])
 
 
@@ -77,6 +83,9 @@ def test_quality_scores_every_method_on_the_runs_test_rows(tmp_path, sample_run)
   assert 0.6 < result['test_auc']['surprise SVD (tuned on validation)'] < 0.9
   assert set(result['svd_tuned_params']) == {'n_factors', 'reg_all', 'lr_all'}
   assert result['best_peer'] in result['test_auc']
+  assert set(result['retrieval']) == {f'{who} recall@{k}' for who in ('model', 'most popular')
+                                      for k in (10, 100)}
+  assert all(0 <= v <= 1 for v in result['retrieval'].values())
 
 
 @pytest.mark.slow

@@ -90,7 +90,8 @@ def test_a_run_on_data_that_breaks_the_schema_stops_before_transform(tmp_path):
   data.mkdir()
   shutil.copy(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv'), data)
   with open(data / 'ratings.csv', 'a') as f:
-    f.write('7,12,9.0,1500000000\n')  # the schema's ratings are 0.5 to 5.0
+    # The schema's ratings are 0.5 to 5.0.
+    f.write('7,12,9.0,1500000000,F,30,writer,1990,Drama\n')
   output_root = tmp_path / 'out'
   result = subprocess.run(
       [sys.executable, LOCAL_RUNNER, '--output-root', str(output_root),

@@ -136,7 +136,9 @@ print(json.dumps({{'examples': by_examples.numpy().tolist(), 'ids': by_ids.numpy
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                           timeout=300, check=True)
   served = json.loads(result.stdout.strip().splitlines()[-1])
-  assert served['signatures'] == ['serve_ids', 'serving_default', 'transform_features']
+  # tf.Example input: no item catalogue, so the towers but no top_k.
+  assert served['signatures'] == ['item_embedding', 'serve_ids', 'serving_default',
+                                  'transform_features', 'user_embedding']
   np.testing.assert_allclose(served['examples'], expected, rtol=1e-6)
   np.testing.assert_allclose(served['ids'], expected, rtol=1e-6)
   assert all(0.0 < p < 1.0 for p in served['examples'])

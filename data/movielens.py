@@ -111,10 +111,15 @@ def _table_lines(path: str) -> Iterator[Tuple[int, str]]:
         yield number, line.rstrip('\r\n')
 
 
-def _side_row(path: str, number: int, fields, count: int) -> None:
-  if len(fields) < count:
-    raise ConversionError(f'{path}:{number}: expected {count} fields, got {len(fields)}: '
-                          f'{fields!r}')
+def _table_fields(path: str, separator: str, count: int) -> Iterator[list]:
+  """Each non-blank line of a side table, split; fewer than `count` fields is an error
+  naming the file and line."""
+  for number, line in _table_lines(path):
+    fields = line.split(separator)
+    if len(fields) < count:
+      raise ConversionError(f'{path}:{number}: expected {count} fields, got {len(fields)}: '
+                            f'{fields!r}')
+    yield fields
 
 
 def _user(gender: str, age: str, occupation: str, zip_code: str) -> SideRow:
@@ -129,28 +134,16 @@ def read_side_tables(ratings_path: str) -> Tuple[Dict[int, SideRow], Dict[int, S
   if os.path.exists(os.path.join(directory, 'u.user')):
     genre_path = os.path.join(directory, 'u.genre')
     genres = [line.split('|')[0] for _, line in _table_lines(genre_path)]
-    path = os.path.join(directory, 'u.user')
-    for number, line in _table_lines(path):
-      fields = line.split('|')
-      _side_row(path, number, fields, 5)
+    for fields in _table_fields(os.path.join(directory, 'u.user'), '|', 5):
       users[int(fields[0])] = _user(fields[2], fields[1], fields[3], fields[4])
-    path = os.path.join(directory, 'u.item')
-    for number, line in _table_lines(path):
-      fields = line.split('|')
-      _side_row(path, number, fields, 5 + len(genres))
+    for fields in _table_fields(os.path.join(directory, 'u.item'), '|', 5 + len(genres)):
       flags = fields[5:5 + len(genres)]
       movies[int(fields[0])] = (fields[2][-4:] if fields[2] else '',
                                 '|'.join(g for g, flag in zip(genres, flags) if flag == '1'))
   elif os.path.exists(os.path.join(directory, 'users.dat')):
-    path = os.path.join(directory, 'users.dat')
-    for number, line in _table_lines(path):
-      fields = line.split('::')
-      _side_row(path, number, fields, 5)
+    for fields in _table_fields(os.path.join(directory, 'users.dat'), '::', 5):
       users[int(fields[0])] = _user(fields[1], fields[2], fields[3], fields[4])
-    path = os.path.join(directory, 'movies.dat')
-    for number, line in _table_lines(path):
-      fields = line.split('::')
-      _side_row(path, number, fields, 3)
+    for fields in _table_fields(os.path.join(directory, 'movies.dat'), '::', 3):
       year = _TITLE_YEAR.search(fields[1])
       movies[int(fields[0])] = (year.group(1) if year else '', fields[2])
   else:

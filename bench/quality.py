@@ -192,15 +192,13 @@ def _recall(model_dir: str, config: config_lib.RunConfig, train: Rows, test: Row
                            for i in range(0, len(users), 256)])
   items, counts = np.unique(train[1], return_counts=True)
   popular = items[np.argsort(-counts, kind='stable')].tolist()
-  recall = {}
-  for name, lists in (('model', ranked.tolist()), ('most popular', [popular] * len(users))):
-    for at in RECALL_AT:
-      hits = []
-      for user, candidates in zip(users, lists):
-        unseen = [i for i in candidates if i not in seen.get(user, ())][:at]
-        hits.append(len(positives[user].intersection(unseen)) / len(positives[user]))
-      recall[f'{name} recall@{at}'] = float(np.mean(hits))
-  return recall
+  from modules import retrieval  # pylint: disable=g-import-not-at-top
+  wanted = [positives[u] for u in users]
+  known = [seen.get(u, set()) for u in users]
+  return {f'{name} recall@{at}': retrieval.recall(lists, wanted, known, at)
+          for name, lists in (('model', ranked.tolist()),
+                              ('most popular', [popular] * len(users)))
+          for at in RECALL_AT}
 
 
 def _cold_rows(train: Rows, test: Rows) -> np.ndarray:

@@ -15,6 +15,12 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 
+def fold_user(tower: tf.Tensor):
+  """A user tower [factors, bias] -> (the retrieval vector [factors, 1], the bias): the
+  1 meets the item's bias, so a score is one inner product plus the user's bias."""
+  return tf.concat([tower[:, :-1], tf.ones_like(tower[:, -1:])], axis=1), tower[:, -1]
+
+
 def best_items(user_vectors: tf.Tensor, user_bias: tf.Tensor, item_vectors: tf.Tensor,
                k: tf.Tensor):
   """(logits [batch, k], item indices [batch, k]) of each user's k best items, best

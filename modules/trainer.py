@@ -313,14 +313,15 @@ class ServingModule(tf.Module):
     if catalogue_path:
       key = model_inputs.side('item')[0].name
       items = tf.io.parse_example(catalogue.read(catalogue_path), self._side_spec['item'])
+      rows = self._rows(items)
       self.catalogue_ids = tf.Variable(_dense(items[key]), trainable=False,
                                        name='catalogue_ids')
-      self.catalogue_vectors = tf.Variable(self._item_vectors(items), trainable=False,
+      # The item's last unit is its bias, which the user's 1 multiplies: already folded.
+      self.catalogue_vectors = tf.Variable(self.model.tower('item', rows), trainable=False,
                                            name='catalogue_vectors')
-      # Items whose key shares a table row with another's: the model cannot tell them
-      # apart (hash collisions).
-      # Each catalogue item's row of the item key's table, for recall by rows.
-      self.catalogue_rows = self._rows(items)[key].numpy()
+      # Each catalogue item's row of the item key's table, for recall by rows; items
+      # whose key shares a row with another's cannot be told apart (hash collisions).
+      self.catalogue_rows = rows[key].numpy()
       _, rows, counts = np.unique(self.catalogue_rows, return_inverse=True,
                                   return_counts=True)
       self.items_sharing_a_row = int((counts[rows] > 1).sum())
@@ -337,8 +338,7 @@ class ServingModule(tf.Module):
     return {PREDICTION_KEY: tf.reshape(self.model(self._rows(raw_features)), [-1])}
 
   def _user_vectors(self, raw_user):
-    user = self.model.tower('user', self._rows(raw_user))
-    return tf.concat([user[:, :-1], tf.ones_like(user[:, -1:])], axis=1), user[:, -1]
+    return retrieval.fold_user(self.model.tower('user', self._rows(raw_user)))
 
   def _item_vectors(self, raw_item) -> tf.Tensor:
     # The item's last unit is its bias, which the user's 1 multiplies: already folded.
@@ -561,9 +561,8 @@ def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir
   rows = tf.constant([first_row[u] for u in users])
   tower = module.model.tower('user', {f.name: tf.gather(validation[f.name], rows)
                                       for f in model_inputs.side('user')})
-  vectors = tf.concat([tower[:, :-1], tf.ones_like(tower[:, -1:])], axis=1)
   depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in users)
-  _, indices = retrieval.best_items(vectors, tower[:, -1], module.catalogue_vectors,
+  _, indices = retrieval.best_items(*retrieval.fold_user(tower), module.catalogue_vectors,
                                     tf.constant(depth))
   ranked = module.catalogue_rows[indices.numpy()].tolist()
   items, counts = np.unique(train[item_key].numpy(), return_counts=True)

@@ -5,6 +5,11 @@ again (against itself, now the latest blessed model), and TFX's Pusher would cop
 a new serving version: a byte-identical model that a model server loads as an update.
 This executor pushes a blessed model only when it differs from the newest version already
 in the serving directory, and records why when it does not.
+
+TFX's push leaves out every file named saved_model.pb but the model's own (copied last:
+a model server takes it as the sign that the version is complete), so a SavedModel
+inside the model's folder (the ScaNN index, modules/retrieval.py) arrives without its
+graph; this executor copies those right after.
 """
 
 import hashlib
@@ -69,4 +74,16 @@ class Executor(tfx_pusher.Executor):
         model_push.set_string_custom_property(ALREADY_PUSHED_KEY, newest)
         logging.info('Not pushed: %s already serves this model.', newest)
         return
+    self._model_path = self.GetModelPath(input_dict)
     super().Do(input_dict, output_dict, exec_properties)
+
+  def _MarkPushed(self, model_push: types.Artifact, pushed_destination: str,
+                  pushed_version: Optional[str] = None) -> None:
+    # Called once the model is in pushed_destination.
+    for inner_dir, _, files in fileio.walk(self._model_path):
+      if 'saved_model.pb' in files and inner_dir.rstrip('/') != self._model_path.rstrip('/'):
+        relative = os.path.relpath(inner_dir, self._model_path)
+        fileio.copy(os.path.join(inner_dir, 'saved_model.pb'),
+                    os.path.join(pushed_destination, relative, 'saved_model.pb'),
+                    overwrite=True)
+    super()._MarkPushed(model_push, pushed_destination, pushed_version)

@@ -75,3 +75,18 @@ def test_the_fingerprint_covers_the_graph_and_the_variables(tmp_path):
   assert one == fingerprint(_model(tmp_path, 'one-copy', b'1'))
   assert pusher.model_fingerprint(str(tmp_path / 'nothing')) is None
   assert pusher.newest_version(str(tmp_path / 'no-serving-dir')) is None
+
+
+def test_a_savedmodel_inside_the_model_is_pushed_whole(tmp_path):
+  # TFX's copy leaves out every saved_model.pb but the model's own.
+  model = _model(tmp_path, 'a', b'with an index')
+  index = tmp_path / 'a' / 'Format-Serving' / 'scann_index'
+  (index / 'variables').mkdir(parents=True)
+  (index / 'saved_model.pb').write_bytes(b'index graph')
+  (index / 'variables' / 'variables.index').write_bytes(b'index variables')
+  pushed = _push(tmp_path, model, tmp_path / 'serving')
+  served = pushed.get_string_custom_property('pushed_destination')
+  assert open(os.path.join(served, 'saved_model.pb'), 'rb').read() == b'graph with an index'
+  assert open(os.path.join(served, 'scann_index', 'saved_model.pb'), 'rb').read() == (
+      b'index graph')
+  assert os.path.exists(os.path.join(served, 'scann_index', 'variables', 'variables.index'))

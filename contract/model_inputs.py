@@ -213,6 +213,35 @@ class TrainingOptions(StrictModel):
     return self
 
 
+class RetrievalOptions(StrictModel):
+  """How the exported model finds a user's best catalogue items.
+
+  `brute_force`: the SavedModel's top_k scores every item (exact). `scann`: also an
+  approximate ScaNN index of the item vectors, saved beside it as a second SavedModel
+  (modules/retrieval.py ScannIndex): the items are split into `num_leaves` clusters, a
+  query scores the items of its `leaves_to_search` nearest clusters with compressed
+  vectors and rescores its `reorder` best exactly.
+  """
+  index: Literal['brute_force', 'scann'] = 'brute_force'
+  # Absent: about the square root of the catalogue's size.
+  num_leaves: Optional[PositiveInt] = None
+  # Absent: a tenth of the leaves, and at least enough to hold 1,000 items on average.
+  leaves_to_search: Optional[PositiveInt] = None
+  reorder: PositiveInt = 100
+
+  @pydantic.model_validator(mode='after')
+  def _leaves_for_scann(self) -> 'RetrievalOptions':
+    if self.index != 'scann':
+      for option in ('num_leaves', 'leaves_to_search'):
+        if getattr(self, option) is not None:
+          raise problem_at(option, 'is an option of index: scann')
+    elif (self.num_leaves and self.leaves_to_search
+          and self.leaves_to_search > self.num_leaves):
+      raise problem_at('leaves_to_search', f'{self.leaves_to_search} is more than '
+                       f'num_leaves ({self.num_leaves})')
+    return self
+
+
 _PositiveNumber = Annotated[float, pydantic.Field(strict=True, gt=0)]
 _NonNegativeNumber = Annotated[float, pydantic.Field(strict=True, ge=0)]
 _T = TypeVar('_T')

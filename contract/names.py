@@ -10,6 +10,8 @@ MODEL_INPUTS_KEY = 'model_inputs'
 TRAINING_KEY = 'training'
 # The Tuner's TuningOptions.to_dict().
 TUNING_KEY = 'tuning'
+# The Trainer's RetrievalOptions.to_dict().
+RETRIEVAL_KEY = 'retrieval'
 MODULE_FINGERPRINT_KEY = 'module_fingerprint'
 
 # Dotted paths TFX loads the component code by.
@@ -30,6 +32,9 @@ TOP_K_SIGNATURE = 'top_k'
 EMBEDDING_KEY = 'embedding'
 BIAS_KEY = 'bias'
 ITEM_IDS_KEY = 'item_ids'
+# With retrieval.index: scann, the approximate index's own SavedModel, in this folder of
+# the model's (its top_k takes user_embedding's outputs).
+SCANN_INDEX_DIR = 'scann_index'
 
 # The Pusher's PushedModel property naming the serving version that already holds the
 # model, when it did not push a copy of it (pipeline/pusher.py).

@@ -2,7 +2,7 @@
 
 Everything the run needs comes from `fn_args`: the transformed examples, the
 transform graph (whose schema sizes the tables), and `custom_config` (the model
-inputs and training options of the run config). The module imports no TFX.
+inputs, training and retrieval options of the run config). The module imports no TFX.
 """
 
 import json
@@ -24,11 +24,13 @@ from modules import columnar
 from modules import model as model_lib
 from modules import retrieval
 from modules import strategy as strategy_lib
-from contract.model_inputs import ModelInputs, TrainingOptions, with_hyperparameters
+from contract.model_inputs import (ModelInputs, RetrievalOptions, TrainingOptions,
+                                   with_hyperparameters)
 from contract.names import (BIAS_KEY, EMBEDDING_KEY, IDS_SIGNATURE, ITEM_EMBEDDING_SIGNATURE,
                             ITEM_IDS_KEY, LABEL_KEY, MODEL_INPUTS_KEY, PREDICTION_KEY,
-                            SERVING_SIGNATURE, TOP_K_SIGNATURE, TRAINING_KEY,
-                            TRANSFORM_SIGNATURE, USER_EMBEDDING_SIGNATURE)
+                            RETRIEVAL_KEY, SCANN_INDEX_DIR, SERVING_SIGNATURE,
+                            TOP_K_SIGNATURE, TRAINING_KEY, TRANSFORM_SIGNATURE,
+                            USER_EMBEDDING_SIGNATURE)
 
 _SHUFFLE_BUFFER = 65_536
 
@@ -481,6 +483,7 @@ def run_fn(fn_args) -> model_lib.RankingModel:
   """
   model_inputs = ModelInputs.from_dict(fn_args.custom_config[MODEL_INPUTS_KEY])
   training = TrainingOptions.from_dict(fn_args.custom_config[TRAINING_KEY])
+  retrieval_options = RetrievalOptions.from_dict(fn_args.custom_config.get(RETRIEVAL_KEY, {}))
   if getattr(fn_args, 'hyperparameters', None):
     # The Tuner's best values replace the config's.
     best = tuned_values(fn_args.hyperparameters)
@@ -509,9 +512,14 @@ def run_fn(fn_args) -> model_lib.RankingModel:
     catalogue_path = catalogue.find(split_dir) if split_dir else None
     module = export(checkpoint_path, model_inputs, table_sizes, tft_output,
                     fn_args.serving_model_dir, catalogue_path)
+    index = None
+    if retrieval_options.index == 'scann' and module.catalogue_vectors is not None:
+      index = retrieval.ScannIndex(module.catalogue_vectors, module.catalogue_ids,
+                                   retrieval_options)
+      index.save(os.path.join(fn_args.serving_model_dir, SCANN_INDEX_DIR))
     _write_report(fn_args.model_run_dir, history, table_sizes, strategy, model_inputs,
                   training, _catalogue_report(module, model_inputs, fn_args.train_files,
-                                              fn_args.eval_files))
+                                              fn_args.eval_files, index))
   # A worker that exits while the chief still exports is reported as failed by the
   # cluster's coordination service: everyone leaves together.
   _barrier(strategy)
@@ -537,12 +545,14 @@ def _whole_split(split_dir: str) -> Dict[str, Any]:
 
 
 def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir: str,
-                     validation_dir: str) -> Dict[str, float]:
+                     validation_dir: str, index: Optional[retrieval.ScannIndex] = None
+                     ) -> Dict[str, float]:
   """Recall@10 and @100 of each validation user's positive items among top_k's, with
   the items the user was seen with in train left out, and the same for the items with
   the most training rows. Users and items are told by the row of their key's table (the
   first feature of each side; transformed rows hold nothing else), so two users or items
-  sharing a row count as one."""
+  sharing a row count as one. With a ScaNN index, also the share of the exact top 10
+  and 100 items it finds for these users."""
   user_key, item_key = (model_inputs.side(s)[0].name for s in ('user', 'item'))
   train, validation = _whole_split(train_dir), _whole_split(validation_dir)
   seen: Dict[int, set] = {}
@@ -562,7 +572,8 @@ def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir
   tower = module.model.tower('user', {f.name: tf.gather(validation[f.name], rows)
                                       for f in model_inputs.side('user')})
   depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in users)
-  _, indices = retrieval.best_items(*retrieval.fold_user(tower), module.catalogue_vectors,
+  user_vectors, user_bias = retrieval.fold_user(tower)
+  _, indices = retrieval.best_items(user_vectors, user_bias, module.catalogue_vectors,
                                     tf.constant(depth))
   ranked = module.catalogue_rows[indices.numpy()].tolist()
   items, counts = np.unique(train[item_key].numpy(), return_counts=True)
@@ -574,18 +585,26 @@ def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir
     report[f'recall@{at}'] = retrieval.recall(ranked, wanted, known, at)
     report[f'most_popular_recall@{at}'] = retrieval.recall([popular] * len(users), wanted,
                                                             known, at)
+    if index is not None:
+      _, found = index.best_items(user_vectors, user_bias, tf.constant(at))
+      report[f'scann_recall_of_exact@{at}'] = retrieval.overlap(found.numpy(),
+                                                                indices[:, :at].numpy())
   return report
 
 
 def _catalogue_report(module: ServingModule, model_inputs: ModelInputs,
-                      train_files: List[str], eval_files: List[str]
+                      train_files: List[str], eval_files: List[str],
+                      index: Optional[retrieval.ScannIndex] = None
                       ) -> Optional[Dict[str, Any]]:
   if module.catalogue_vectors is None:
     return None
   report = {'items': int(module.catalogue_vectors.shape[0]),
             'items_sharing_a_row': module.items_sharing_a_row,
             'validation': retrieval_recall(module, model_inputs, _columnar_dir(train_files),
-                                           _columnar_dir(eval_files))}
+                                           _columnar_dir(eval_files), index)}
+  if index is not None:
+    report['scann_index'] = {'leaves': index.leaves, 'leaves_to_search': index.leaves_to_search,
+                             'reorder': index.reorder}
   logging.info('Catalogue: %d items, %d of them sharing a table row with another; '
                'retrieval on validation: %s', report['items'],
                report['items_sharing_a_row'], report['validation'])
@@ -603,7 +622,8 @@ def _write_report(model_run_dir: str, history: Mapping[str, List[float]],
       'table_sizes': table_sizes,
       'replicas': strategy.num_replicas_in_sync,
       # Retrieval's item catalogue: its items, how many share a row with another, and
-      # recall@K of the validation users' positive items (and of the most popular).
+      # recall@K of the validation users' positive items (and of the most popular, and
+      # with a ScaNN index the share of the exact top K it finds).
       'catalogue': catalogue_report,
       'config': {MODEL_INPUTS_KEY: model_inputs.to_dict(), TRAINING_KEY: training.to_dict()},
       'command': sys.argv,

@@ -25,9 +25,10 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tupl
 import pydantic
 import yaml
 
-from contract.model_inputs import (KIND_OPTIONS, SIDES, ColumnType, FeatureOptions, FeatureSpec, LabelSpec,
-                                   ModelInputs, PositiveInt, StrictModel, Text,
-                                   TrainingOptions, TuningOptions, problem_at)
+from contract.model_inputs import (KIND_OPTIONS, SIDES, ColumnType, FeatureOptions,
+                                   FeatureSpec, LabelSpec, ModelInputs, PositiveInt,
+                                   RetrievalOptions, StrictModel, Text, TrainingOptions,
+                                   TuningOptions, problem_at)
 from pipeline import config_files
 from pipeline.config_errors import ConfigError, config_error
 from pipeline.vertex_config import VertexConfig
@@ -241,6 +242,8 @@ class RunConfig(StrictModel):
   training: TrainingOptions
   # Hyperparameter search before training (TFX's Tuner); absent: the training options.
   tuning: Optional[TuningOptions] = None
+  # How the pushed model's top_k searches the item catalogue.
+  retrieval: RetrievalOptions = RetrievalOptions()
   evaluation: EvaluationConfig
   statistics: StatisticsConfig = StatisticsConfig()
   validation: ValidationConfig = ValidationConfig()
@@ -308,6 +311,9 @@ class RunConfig(StrictModel):
     if self.tuning is not None and not self.tuning.search_space():
       raise problem_at('tuning', 'lists no option to search (learning_rate, '
                        'l2_regularization, embedding_dim, batch_size, optimizer)')
+    if self.retrieval.index == 'scann' and self.training.input_format != 'columnar':
+      raise problem_at('retrieval.index', 'scann needs training.input_format: columnar '
+                       '(the item catalogue is gathered by ColumnarExamplesGen)')
     for column in self.evaluation.slice_by:
       if column not in columns:
         raise problem_at('evaluation.slice_by', f'{column!r} is not a dataset column')

@@ -202,7 +202,8 @@ def create_pipeline(
       # be a second, conflicting copy.
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=[config.dataset.validation_split]),
-      custom_config={**module_config, names.TRAINING_KEY: training.to_dict()})
+      custom_config={**module_config, names.TRAINING_KEY: training.to_dict(),
+                     names.RETRIEVAL_KEY: config.retrieval.to_dict()})
   tuner = None
   if config.tuning is not None:
     # Searches on train, scored on validation; the Trainer trains with its best values.

@@ -168,6 +168,17 @@ def _mutated(edit):
      'tuning.learning_rate', 'at least 1'),
     (lambda d: d.update(tuning={'max_trials': 2, 'optimizer': ['rmsprop']}),
      'tuning.optimizer.0', 'adagrad, adam, sgd'),
+    # Retrieval: ScaNN's options only with its index, and its catalogue's input.
+    (lambda d: d.update(retrieval={'index': 'annoy'}), 'retrieval.index',
+     "must be one of brute_force, scann"),
+    (lambda d: d.update(retrieval={'num_leaves': 100}), 'retrieval.num_leaves',
+     'is an option of index: scann'),
+    (lambda d: d.update(retrieval={'index': 'scann', 'num_leaves': 10,
+                                   'leaves_to_search': 20}),
+     'retrieval.leaves_to_search', '20 is more than num_leaves (10)'),
+    (lambda d: d.update(retrieval={'index': 'scann'}) or d['training'].update(
+        input_format='tf_example'), 'retrieval.index', 'scann needs training.input_format: '
+     'columnar (the item catalogue is gathered by ColumnarExamplesGen)'),
     # Feature kinds: options of another kind, required options, column types, tables.
     (lambda d: d['features']['movieId'].update(kind='vocabulary'),
      'features.movieId.vocab_size', 'is not an option of kind vocabulary (its options: '
@@ -431,8 +442,8 @@ def test_extends_errors_name_the_file(tmp_path):
      'test.yaml: vertex.trainer.acelerator_type: unknown key; did you mean '
      'accelerator_type?'),
     (lambda d: d.update(zzz=1), 'test.yaml: zzz: unknown key; expected one of beam, '
-     'dataset, evaluation, features, paths, pipeline_name, statistics, training, '
-     'tuning, validation, vertex'),
+     'dataset, evaluation, features, paths, pipeline_name, retrieval, statistics, '
+     'training, tuning, validation, vertex'),
 ])
 def test_unknown_keys_suggest_the_closest_known_one(edit, message):
   assert str(_error(_mutated(edit))) == message

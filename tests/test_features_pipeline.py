@@ -97,9 +97,13 @@ FULL = dict(userId=284, movieId=770, gender='F', age=31, occupation='student', y
             genres='Action|Comedy|Thriller')
 
 
-def _serving_model(record):
+def _pushed_dir(record) -> str:
   pushed = _only_output(record, 'Pusher', 'pushed_model')
-  return tf.saved_model.load(pushed.custom_properties['pushed_destination'].string_value)
+  return pushed.custom_properties['pushed_destination'].string_value
+
+
+def _serving_model(record):
+  return tf.saved_model.load(_pushed_dir(record))
 
 
 def test_serving_scores_requests_with_and_without_side_columns(features_run):
@@ -149,7 +153,11 @@ def test_the_catalogue_is_every_item_of_the_data_once(features_run):
     report = json.load(f)['catalogue']
   assert report['items'] == len(items) and 0 < report['items_sharing_a_row'] < len(items)
   assert set(report['validation']) == {'recall@10', 'recall@100', 'most_popular_recall@10',
-                                       'most_popular_recall@100'}
+                                       'most_popular_recall@100', 'scann_recall_of_exact@10',
+                                       'scann_recall_of_exact@100'}
+  # 399 movies: 20 leaves, every one searched; only the compressed scores approximate.
+  assert report['scann_index'] == {'leaves': 20, 'leaves_to_search': 20, 'reorder': 100}
+  assert report['validation']['scann_recall_of_exact@10'] >= 0.9
   assert 0 < report['validation']['recall@10'] <= report['validation']['recall@100'] <= 1
   model = _serving_model(record)
   assert sorted(model.catalogue_ids.numpy().tolist()) == sorted(int(i) for i in items)
@@ -188,3 +196,20 @@ def test_top_k_returns_the_catalogues_best_items_as_serving_scores_them(features
   # k beyond the catalogue gives the whole catalogue.
   everything = model.signatures['top_k'](k=tf.constant(10**6), **_user_values(**USER))
   assert everything['item_ids'].shape == (1, len(first_row))
+
+
+def test_the_scann_index_beside_the_model_finds_top_ks_items(features_run):
+  _, record = features_run
+  model = _serving_model(record)
+  import scann  # pylint: disable=g-import-not-at-top,unused-import
+  index = tf.saved_model.load(os.path.join(_pushed_dir(record), 'scann_index'))
+  user = model.signatures['user_embedding'](**_user_values(**USER))
+  found = index.signatures['top_k'](k=tf.constant(10), **user)
+  exact = model.signatures['top_k'](k=tf.constant(10), **_user_values(**USER))
+  found_ids, exact_ids = (r['item_ids'].numpy()[0].tolist() for r in (found, exact))
+  assert len(set(found_ids) & set(exact_ids)) >= 9
+  # An item both return has one probability: the index rescored it exactly.
+  exact_probability = dict(zip(exact_ids, exact['probability'].numpy()[0]))
+  for item, probability in zip(found_ids, found['probability'].numpy()[0]):
+    if item in exact_probability:
+      assert probability == pytest.approx(exact_probability[item], rel=1e-5)

@@ -8,10 +8,14 @@ the dot product) is what TF Serving and Vertex AI endpoints call; `serve_ids` (r
 tensors, no parsing) is measured beside it as the baseline, on the same ids, so the
 difference is what parsing and the request format cost. Batches of 1, 100 and 10,000.
 
-`top_k` (k=10, users by their user-side values) is measured on the model's own
-catalogue, and its search alone (modules/retrieval.py, exact: one matrix product and
-tf.math.top_k) over a synthetic catalogue of 1,000,000 random item vectors of the
-model's width, for 1 and 100 users a request.
+Top-K retrieval, k=10, for 1 and 100 users a request: the model's `top_k` (raw user
+values in, exact search of its catalogue), and the search alone, exact (one matrix
+product and tf.math.top_k) against the ScaNN index the pipeline builds with
+`retrieval.index: scann` (modules/retrieval.py ScannIndex, default options), over the
+model's catalogue and a synthetic one of 1,000,000 items drawn from a Gaussian with the
+mean and covariance of the model's item vectors. The queries are the vectors of users
+drawn from the model's own tables; recall is the share of the exact top 10 the index
+finds, over 1,000 such users.
 """
 
 import glob
@@ -22,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top
+from contract.model_inputs import RetrievalOptions  # pylint: disable=g-import-not-at-top
 from modules import retrieval  # pylint: disable=g-import-not-at-top
 
 import numpy as np  # pylint: disable=g-import-not-at-top
@@ -31,6 +36,7 @@ DEFAULT_SERVING_DIR = os.path.join(common.PROJECT_DIR, 'outputs', 'movielens-sam
 BATCH_SIZES = (1, 100, 10_000)
 TOP_K_BATCH_SIZES = (1, 100)
 SYNTHETIC_ITEMS = 1_000_000
+RECALL_USERS = 1000
 
 
 def latest_model(serving_dir: str) -> str:
@@ -69,28 +75,58 @@ def _measure(name: str, batch_size: int, call, budget: float) -> dict:
           'examples_per_second': batch_size * len(seconds) / sum(seconds)}
 
 
-def _top_k_calls(model, batch_size: int, rng: np.random.Generator, smoke: bool):
-  """{name: call} for top_k on the model's catalogue and the exact search over a
-  synthetic catalogue, for `batch_size` users (ids only: the user's other features are
-  sent as missing)."""
-  top_k = model.signatures['top_k']
-  user_inputs = top_k.structured_input_signature[1]
-  users = {name: (tf.constant(rng.integers(1, 10_000, batch_size), spec.dtype)
-                  if spec.dtype.is_integer else
-                  tf.fill([batch_size], '' if spec.dtype == tf.string else float('nan')))
-           for name, spec in user_inputs.items() if name != 'k'}
-  k = tf.constant(10)
-  embedded = model.signatures['user_embedding'](**users)
+def _user_values(top_k, users: int, rng: np.random.Generator):
+  """top_k's user-side inputs for `users` random user ids (any other user feature sent
+  as missing)."""
+  return {name: (tf.constant(rng.integers(1, 10_000, users), spec.dtype)
+                 if spec.dtype.is_integer else
+                 tf.fill([users], '' if spec.dtype == tf.string else float('nan')))
+          for name, spec in top_k.structured_input_signature[1].items() if name != 'k'}
+
+
+def _catalogues(model, rng: np.random.Generator, smoke: bool) -> dict:
+  """{name: item vectors}: the model's catalogue, and a synthetic one as wide and as
+  spread as it is."""
+  own = model.catalogue_vectors.numpy()
   items = SYNTHETIC_ITEMS // 100 if smoke else SYNTHETIC_ITEMS
-  catalogue = tf.constant(rng.normal(0, 0.1, (items, embedded['embedding'].shape[1])),
-                          tf.float32)
-  search = tf.function(retrieval.best_items)
-  return {
-      f'top_k, k=10 (its catalogue, {model.catalogue_vectors.shape[0]:,} items)':
-          lambda: top_k(k=k, **users),
-      f'exact search alone, k=10 ({items:,} synthetic items)':
-          lambda: search(embedded['embedding'], embedded['bias'], catalogue, k),
-  }
+  synthetic = rng.multivariate_normal(own.mean(axis=0), np.cov(own, rowvar=False), items)
+  return {f'its catalogue, {len(own):,} items': own,
+          f'{items:,} synthetic items': synthetic.astype(np.float32)}
+
+
+def _retrieval(model, rng: np.random.Generator, smoke: bool, budget: float):
+  """Measurements of top-K retrieval (see the module's docstring), and per catalogue
+  the index's build time and its recall of the exact top 10."""
+  top_k = model.signatures['top_k']
+  user_embedding = model.signatures['user_embedding']
+  k = tf.constant(10)
+  exact_search = tf.function(retrieval.best_items)
+  measurements, indexes = [], {}
+  for catalogue_name, vectors in _catalogues(model, rng, smoke).items():
+    start = time.perf_counter()
+    index = retrieval.ScannIndex(vectors, tf.range(len(vectors)), RetrievalOptions(index='scann'))
+    build_seconds = time.perf_counter() - start
+    scann_search = tf.function(index.best_items)
+    catalogue = tf.constant(vectors)
+    queries = user_embedding(**_user_values(top_k, RECALL_USERS, rng))
+    _, exact = exact_search(queries['embedding'], queries['bias'], catalogue, k)
+    _, found = scann_search(queries['embedding'], queries['bias'], k)
+    indexes[catalogue_name] = {
+        'build_seconds': build_seconds, 'leaves': index.leaves,
+        'leaves_to_search': index.leaves_to_search,
+        'recall_of_exact@10': retrieval.overlap(found.numpy(), exact.numpy())}
+    for batch_size in TOP_K_BATCH_SIZES:
+      users = _user_values(top_k, batch_size, rng)
+      embedded = user_embedding(**users)
+      calls = {f'exact search, k=10 ({catalogue_name})':
+                   lambda: exact_search(embedded['embedding'], embedded['bias'], catalogue, k),
+               f'scann search, k=10 ({catalogue_name})':
+                   lambda: scann_search(embedded['embedding'], embedded['bias'], k)}
+      if catalogue_name.startswith('its'):
+        calls[f'top_k signature, k=10 ({catalogue_name})'] = lambda: top_k(k=k, **users)
+      measurements += [_measure(name, batch_size, call, budget)
+                       for name, call in calls.items()]
+  return measurements, indexes
 
 
 def main(argv=None) -> int:
@@ -107,7 +143,6 @@ def main(argv=None) -> int:
   serve_ids = model.signatures['serve_ids']
 
   rng = np.random.default_rng(1)
-  rows = []
   results = []
   for batch_size in BATCH_SIZES:
     users = rng.integers(1, 10_000, batch_size)
@@ -116,13 +151,13 @@ def main(argv=None) -> int:
     ids = {'userId': tf.constant(users, tf.int64), 'movieId': tf.constant(items, tf.int64)}
     calls = {'serving_default (tf.Examples)': lambda: serve_examples(examples=examples),
              'serve_ids (id tensors)': lambda: serve_ids(**ids)}
-    if batch_size in TOP_K_BATCH_SIZES and 'top_k' in model.signatures:
-      calls.update(_top_k_calls(model, batch_size, rng, args.smoke))
-    for name, call in calls.items():
-      result = _measure(name, batch_size, call, budget)
-      results.append(result)
-      rows.append((name, batch_size, result['requests'], f'{result["p50_ms"]:.2f}',
-                   f'{result["p99_ms"]:.2f}', f'{result["examples_per_second"]:,.0f}'))
+    results += [_measure(name, batch_size, call, budget) for name, call in calls.items()]
+  indexes = {}
+  if 'top_k' in model.signatures:
+    retrieval_results, indexes = _retrieval(model, rng, args.smoke, budget)
+    results += retrieval_results
+  rows = [(r['signature'], r['batch_size'], r['requests'], f'{r["p50_ms"]:.2f}',
+           f'{r["p99_ms"]:.2f}', f'{r["examples_per_second"]:,.0f}') for r in results]
   parse_cost = {
       str(b): next(r['p50_ms'] for r in results if r['batch_size'] == b
                    and r['signature'].startswith('serving_default'))
@@ -135,9 +170,16 @@ def main(argv=None) -> int:
   print()
   print(common.text_table(('batch', 'serving_default p50 / serve_ids p50'),
                           [(b, f'{v:.2f}x') for b, v in parse_cost.items()]))
+  if indexes:
+    print()
+    print(common.text_table(
+        ('ScaNN index over', 'leaves', 'searched', 'build s', 'recall of exact top 10'),
+        [(name, i['leaves'], i['leaves_to_search'], f'{i["build_seconds"]:.1f}',
+          f'{i["recall_of_exact@10"]:.3f}') for name, i in indexes.items()]))
   path = common.write_result(args.results_dir, 'serving', args.smoke,
                              [os.path.basename(sys.executable), *sys.argv],
                              {'model': model_dir, 'measurements': results,
+                              'scann_indexes': indexes,
                               'serving_default_over_serve_ids_p50': parse_cost})
   print(f'\nwrote {path}')
   return 0

@@ -58,16 +58,22 @@ def test_embedding_scale_measures_each_size_in_its_own_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_serving_times_both_signatures_at_each_batch_size(tmp_path, sample_run):
+def test_serving_times_the_signatures_and_both_searches(tmp_path, sample_run):
   config, _ = sample_run
   model_dir = os.path.join(config.paths.serving_dir, sorted(os.listdir(
       config.paths.serving_dir))[-1])
   results, _ = _smoke(tmp_path, 'serving', '--model', model_dir)
-  measured = {(m['signature'].split()[0], m['batch_size']) for m in results['measurements']}
-  assert measured == {(s, b) for s in ('serving_default', 'serve_ids')
+  measured = {(m['signature'].split(',')[0], m['batch_size']) for m in results['measurements']}
+  assert measured == {(s, b) for s in ('serving_default (tf.Examples)', 'serve_ids (id tensors)')
                       for b in (1, 100, 10_000)} | {
-                          (s, b) for s in ('top_k,', 'exact') for b in (1, 100)}
+                          (s, b) for s in ('top_k signature', 'exact search', 'scann search')
+                          for b in (1, 100)}
+  assert sum(m['signature'].startswith('scann search') for m in results['measurements']) == 4
   assert all(m['p99_ms'] >= m['p50_ms'] > 0 for m in results['measurements'])
+  # The sample's 399 movies and (smoke) 10,000 synthetic items.
+  assert set(results['scann_indexes']) == {'its catalogue, 399 items', '10,000 synthetic items'}
+  assert all(0.5 <= i['recall_of_exact@10'] <= 1 and i['build_seconds'] > 0
+             for i in results['scann_indexes'].values())
 
 
 @pytest.mark.slow

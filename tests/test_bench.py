@@ -28,14 +28,15 @@ def _smoke(tmp_path, script, *args):
 
 @pytest.mark.slow
 def test_trainer_throughput_compares_every_path(tmp_path):
-  results, printed = _smoke(tmp_path, 'trainer_throughput')
+  # One steps-per-execution value besides 1 exercises the harness as well as three.
+  results, printed = _smoke(tmp_path, 'trainer_throughput', '--steps-per-execution', '64')
   assert set(results['variants']) == {
       'model step alone (in-memory batch)', 'columnar path: input + model',
       'tf.Example path: input + model', 'seed csv path: input + model',
       'columnar path: input alone', 'tf.Example path: input alone',
       'seed csv path: input alone',
-      *(f'{path}, {n} steps per execution' for n in (4, 16, 64)
-        for path in ('model step alone', 'columnar path: input + model')),
+      'model step alone, 64 steps per execution',
+      'columnar path: input + model, 64 steps per execution',
       'multi-hot: model step alone (in-memory batch)',
       'multi-hot: columnar path: input + model', 'multi-hot: columnar path: input alone',
       'multi-hot: model step alone, 64 steps per execution',

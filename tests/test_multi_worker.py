@@ -21,7 +21,7 @@ from modules import trainer
 DEADLINE_SECONDS = 600
 EPOCHS = 3
 # Adam's steps are larger per unit of rate: the sample's Adagrad rate makes it diverge.
-LEARNING_RATES = {'adagrad': 0.5, 'adam': 0.01, 'sgd': 0.5}
+LEARNING_RATES = {'adagrad': 0.5, 'adam': 0.01}
 
 
 def _free_ports(count):
@@ -76,7 +76,9 @@ def _auc_of_export(serving_dir, sample_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('optimizer', ['adagrad', 'adam', 'sgd'])
+# The optimizers with slots, which the workers must keep equal (Adagrad's accumulators,
+# lazy Adam's moments); SGD has none and shares the rest of the path (1.5 min each).
+@pytest.mark.parametrize('optimizer', ['adagrad', 'adam'])
 def test_two_workers_share_the_data_end_equal_and_only_the_chief_writes(
     sample_run, tmp_path, optimizer):
   inputs = trainer_runs.trainer_inputs(

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs
+from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs, TrainingOptions
 from modules import model as model_lib
+from modules import trainer
 
 LABEL = LabelSpec(column='rating', operator='>=', threshold=4.0)
 
@@ -100,23 +101,23 @@ def test_each_tower_alone_gives_the_joint_models_vectors():
   np.testing.assert_allclose(_sigmoid(logits), joint, rtol=1e-5)
 
 
-
 @pytest.mark.parametrize('optimizer', ['adagrad', 'adam', 'sgd'])
 def test_every_optimizer_fits_a_batch(optimizer):
   """Each shipped optimizer trains the tables (the multi-worker test runs the ones with
   slots across processes): a batch's loss falls as it is fitted again and again."""
   model_inputs = ModelInputs(features=(_feature('userId', 'user'), _feature('movieId', 'item')),
                              label=LABEL)
+  training = TrainingOptions(
+      batch_size=40, steps=30, optimizer=optimizer, steps_per_execution=1,
+      learning_rate={'adagrad': 0.5, 'adam': 0.05, 'sgd': 2.0}[optimizer])
   tf.keras.utils.set_random_seed(1)
-  optimizer = model_lib.make_optimizer(optimizer, {'adagrad': 0.5, 'adam': 0.05,
-                                                   'sgd': 2.0}[optimizer])
-  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'movieId': 10}, optimizer)
-  model.compile(optimizer=optimizer)
-  model_lib.build(model, model_inputs)
+  # Built and compiled as the Trainer builds it.
+  model, _ = trainer.make_model(model_inputs, training, {'userId': 10, 'movieId': 10},
+                                tf.distribute.get_strategy())
   ids = np.arange(40) % 10
   batch = {'userId': tf.constant(ids, tf.int64), 'movieId': tf.constant((ids * 3) % 10, tf.int64),
            'label': tf.constant(ids % 2, tf.int64)}
-  losses = model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1,
+  losses = model.fit(tf.data.Dataset.from_tensors(batch).repeat(training.steps), epochs=1,
                      verbose=0).history['loss']
   after = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
   assert after['loss'] < 0.5 * np.log(2), (losses, after)

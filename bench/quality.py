@@ -16,11 +16,16 @@ validation rows, SVD++ and BaselineOnly (user and item biases) with their defaul
 Every method is judged by the same AUC (scikit-learn) of `rating >= 4` on the test rows;
 the project model through its `serving_default` signature (the raw tf.Examples), with
 the Evaluator's (TFMA) AUC on the same rows beside it; also on the test rows of cold
-users (fewer than 5 training ratings). Retrieval: recall@10 and @100 of each test user's
+users (fewer than 5 training ratings). Beside the pooled AUC, the in-user AUC: the mean
+over test users of the AUC of their own rows, how well a user's items are put in order.
+Retrieval: recall@10 and @100 of each test user's
 positive items in the model's `top_k` (the catalogue, items the user rated in train left
 out) against the most-rated training items. `ml-100k-features` is ML-100K with its side
 columns (configs/movielens_100k_features.yaml), run a second time with the ids alone on
-the same rows. MovieLens files come from ../shared/data, converted on first use.
+the same rows; there a logistic regression on one-hot values fits the same label twice,
+on the ids alone and with the side columns, and what the side columns add to each
+model's test AUC is given with its 95% interval over users drawn again. MovieLens files
+come from ../shared/data, converted on first use.
 With `--config ... --no-run`, an existing run is read and judged on its own splits.
 """
 
@@ -69,6 +74,8 @@ SVD_GRID = {'n_factors': [20, 50, 100], 'reg_all': [0.02, 0.05, 0.1],
             'lr_all': [0.005, 0.01]}
 SMOKE_SVD_GRID = {'n_factors': [10], 'reg_all': [0.02, 0.1], 'lr_all': [0.005]}
 MODEL = 'project model'
+LOGISTIC_IDS = 'logistic regression, ids'
+LOGISTIC_SIDE = 'logistic regression, ids + side columns'
 
 
 def _ensure_input(config: config_lib.RunConfig, raw_name: str) -> None:
@@ -153,13 +160,13 @@ def _tuned_svd(train: Rows, validation: Rows, test: Rows, labels: Tuple[np.ndarr
 RECALL_AT = (10, 100)
 
 
-def _user_values(config: config_lib.RunConfig, records: np.ndarray) -> Dict[str, np.ndarray]:
-  """The user-side raw values of serialized examples, as top_k takes them ('' or NaN
-  for a missing optional value)."""
+def _raw_values(config: config_lib.RunConfig, records: np.ndarray,
+                names: List[str]) -> Dict[str, np.ndarray]:
+  """The raw values of these columns of serialized examples, one a row ('' or NaN for
+  a missing optional value), as top_k takes them."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   types = {'int': tf.int64, 'float': tf.float32, 'string': tf.string}
-  spec = {f.name: tf.io.VarLenFeature(types[config.dataset.columns[f.name]])
-          for f in config.model_inputs.side('user')}
+  spec = {name: tf.io.VarLenFeature(types[config.dataset.columns[name]]) for name in names}
   parsed = tf.io.parse_example(tf.constant(records), spec)
   return {name: tf.sparse.to_dense(tf.sparse.reset_shape(values, [len(records), 1]),
                                    default_value={tf.string: '', tf.float32: float('nan')}
@@ -183,7 +190,8 @@ def _recall(model_dir: str, config: config_lib.RunConfig, train: Rows, test: Row
     if rating >= threshold:
       positives.setdefault(user, set()).add(item)
   users = sorted(positives)
-  values = _user_values(config, test[3][[first_row[u] for u in users]])
+  values = _raw_values(config, test[3][[first_row[u] for u in users]],
+                      [f.name for f in config.model_inputs.side('user')])
   top_k = tf.saved_model.load(model_dir).signatures['top_k']
   most_seen = max((len(seen.get(u, ())) for u in users), default=0)
   k = max(RECALL_AT) + most_seen
@@ -206,6 +214,95 @@ def _cold_rows(train: Rows, test: Rows) -> np.ndarray:
   users, counts = np.unique(train[0], return_counts=True)
   ratings = dict(zip(users.tolist(), counts.tolist()))
   return np.array([ratings.get(u, 0) < COLD_USER_RATINGS for u in test[0].tolist()], bool)
+
+
+def _in_user_auc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+  """The mean over users of the AUC of their own rows (users with both labels): how
+  well one user's items are put in order, which is what a ranker shows them. A pooled
+  AUC also rewards telling users apart by how many items they like."""
+  aucs = [_auc(labels[rows], scores[rows]) for rows in _rows_by_user(users).values()
+          if 0 < labels[rows].sum() < len(rows)]
+  return float(np.mean(aucs)) if aucs else None
+
+
+def _rows_by_user(users: np.ndarray) -> Dict[int, np.ndarray]:
+  order = np.argsort(users, kind='stable')
+  keys, starts = np.unique(users[order], return_index=True)
+  return dict(zip(keys.tolist(), np.split(order, starts[1:])))
+
+
+# Users resampled (with replacement) for the interval of a difference of AUCs.
+BOOTSTRAP_DRAWS = 500
+
+
+def _gain(users: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+          baseline: np.ndarray) -> Dict[str, float]:
+  """AUC(scores) - AUC(baseline) on the same rows, with its 95% interval over users
+  drawn again with replacement: the test rows are the ratings of a few hundred users
+  (ML-100K's time split: 98 new users), so which users they are moves an AUC more
+  than many differences between two models."""
+  by_user = list(_rows_by_user(users).values())
+  draws = np.random.default_rng(1)
+  gains = []
+  for _ in range(BOOTSTRAP_DRAWS):
+    rows = np.concatenate([by_user[i] for i in draws.integers(len(by_user),
+                                                              size=len(by_user))])
+    if 0 < labels[rows].sum() < len(rows):
+      gains.append(_auc(labels[rows], scores[rows]) - _auc(labels[rows], baseline[rows]))
+  low, high = np.percentile(gains, [2.5, 97.5])
+  return {'gain': _auc(labels, scores) - _auc(labels, baseline),
+          'low': float(low), 'high': float(high)}
+
+
+# Logistic regression's inverse L2 strengths, chosen on validation AUC.
+LOGISTIC_C = (0.1, 0.3, 1.0)
+
+
+def _tokens(config: config_lib.RunConfig, rows: Rows, names: List[str]) -> List[List[str]]:
+  """Each row's values of these columns as `column=value` tokens (a multi_hot column's
+  every value its own token; a missing value, its column's empty token)."""
+  values = _raw_values(config, rows[3], names)
+  delimiters = {f.name: f.delimiter for f in config.model_inputs.features
+                if f.kind == 'multi_hot'}
+  columns = []
+  for name in names:
+    column = values[name].tolist()
+    if name in delimiters:
+      columns.append([[f'{name}={v}' for v in value.decode().split(delimiters[name])]
+                      for value in column])
+    else:
+      columns.append([[f'{name}={v.decode() if isinstance(v, bytes) else v}']
+                      for v in column])
+  return [sum(row, []) for row in zip(*columns)]
+
+
+def _logistic_scores(train: List[List[str]], validation: List[List[str]],
+                     test: List[List[str]], labels: Tuple[np.ndarray, np.ndarray, np.ndarray]
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+  """Logistic regression on one-hot tokens (a linear model: a weight per value), the
+  L2 chosen on validation AUC: (validation scores, test scores)."""
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
+  vocabulary: Dict[str, int] = {}
+  for row in train:
+    for token in row:
+      vocabulary.setdefault(token, len(vocabulary))
+
+  def one_hot(token_rows):
+    columns = [[vocabulary[t] for t in row if t in vocabulary] for row in token_rows]
+    indptr = np.cumsum([0] + [len(c) for c in columns])
+    return sparse.csr_matrix((np.ones(indptr[-1]), np.concatenate(columns).astype(int),
+                              indptr), shape=(len(token_rows), len(vocabulary)))
+
+  matrices = [one_hot(rows) for rows in (train, validation, test)]
+  best = None
+  for c in LOGISTIC_C:
+    fitted = LogisticRegression(C=c, max_iter=3000).fit(matrices[0], labels[0])
+    scores = [fitted.decision_function(m) for m in matrices[1:]]
+    auc = _auc(labels[1], scores[0])
+    if best is None or auc > best[0]:
+      best = (auc, scores)
+  return best[1]
 
 
 def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
@@ -242,6 +339,15 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
                           ('surprise BaselineOnly (biases)', surprise.BaselineOnly(
                               verbose=False))):
     scores[name] = _surprise_scores(algorithm, train, validation, test)
+  ids = [config.model_inputs.side(side)[0].name for side in ('user', 'item')]
+  side_columns = [f.name for f in config.model_inputs.features if f.name not in ids]
+  if side_columns:
+    # What the side columns are worth to a linear model fitting the same label.
+    train_labels = train[2] >= label.threshold
+    for name, columns in ((LOGISTIC_IDS, ids), (LOGISTIC_SIDE, ids + side_columns)):
+      scores[name] = _logistic_scores(
+          *(_tokens(config, rows, columns) for rows in (train, validation, test)),
+          (train_labels, *labels))
   scores['global mean (no signal)'] = [np.zeros(len(labels[0])), np.zeros(len(labels[1]))]
 
   retrieval = _recall(os.path.join(model.uri, 'Format-Serving'), config, train, test,
@@ -257,6 +363,17 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
   cold = _cold_rows(train, test)
   cold_auc = ({name: _auc(labels[1][cold], s[1][cold]) for name, s in scores.items()}
               if len(set(labels[1][cold].tolist())) == 2 else None)
+  users = test[0]
+  in_user_auc = {name: _in_user_auc(users, labels[1], s[1]) for name, s in scores.items()}
+  cold_in_user_auc = {name: _in_user_auc(users[cold], labels[1][cold], s[1][cold])
+                      for name, s in scores.items()} if cold_auc else None
+  # What the side columns add, each model against itself on the ids alone.
+  pairs = [(MODEL, IDS_ONLY), (LOGISTIC_SIDE, LOGISTIC_IDS)]
+  side_gain = {f'{with_side} - {alone}': {
+      'test': _gain(users, labels[1], scores[with_side][1], scores[alone][1]),
+      'cold users': _gain(users[cold], labels[1][cold], scores[with_side][1][cold],
+                          scores[alone][1][cold]) if cold_auc else None}
+               for with_side, alone in pairs if with_side in scores and alone in scores}
   peers = [name for name in test_auc
            if name not in (MODEL, IDS_ONLY, 'global mean (no signal)')]
   best_peer = max(peers, key=test_auc.get)
@@ -266,8 +383,13 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
       'test_rows': int(len(test[0])), 'positive_share': float(labels[1].mean()),
       'test_auc': test_auc,
       'retrieval': retrieval,
+      'test_users': int(len(np.unique(users))),
+      'in_user_test_auc': in_user_auc,
       'cold_user_test_rows': int(cold.sum()),
+      'cold_users': int(len(np.unique(users[cold]))),
       'cold_user_test_auc': cold_auc,
+      'cold_user_in_user_auc': cold_in_user_auc,
+      'side_feature_gain': side_gain,
       'validation_auc': {name: _auc(labels[0], s[0]) for name, s in scores.items()
                          if s[0] is not None},
       'tfma_auc': artifact_contents.evaluation(evaluation.uri)['slices'][0]['metrics'].get(
@@ -351,6 +473,22 @@ def main(argv=None) -> int:
       ['dataset', 'split', 'cold test rows'] + methods,
       [[r['dataset'], r['split'], f'{r["cold_user_test_rows"]:,}']
        + [_shown((r['cold_user_test_auc'] or {}).get(m)) for m in methods] for r in results]))
+  print('\nIn-user AUC (the mean over test users of the AUC of their own rows), all test '
+        'users and cold ones:')
+  print(common.text_table(
+      ['dataset', 'split', 'users', 'cold users', 'method', 'in-user AUC', 'cold users\''],
+      [[r['dataset'], r['split'], f'{r["test_users"]:,}', f'{r["cold_users"]:,}', m,
+        _shown(r['in_user_test_auc'][m]), _shown((r['cold_user_in_user_auc'] or {}).get(m))]
+       for r in results for m in methods if m in r['in_user_test_auc']]))
+  gains = [(r, pair, rows) for r in results for pair, by_rows in r['side_feature_gain'].items()
+           for rows in by_rows.items() if rows[1] is not None]
+  if gains:
+    print(f'\nWhat the side columns add to test AUC, with its 95% interval over users '
+          f'({BOOTSTRAP_DRAWS} draws):')
+    print(common.text_table(
+        ['dataset', 'split', 'models', 'rows', 'gain', '95% interval'],
+        [[r['dataset'], r['split'], pair, name, f'{g["gain"]:+.4f}',
+          f'{g["low"]:+.4f} to {g["high"]:+.4f}'] for r, pair, (name, g) in gains]))
   print(f'\nRetrieval: recall of each test user\'s positive items in the top K (items '
         'rated in train left out):')
   recall_columns = list(results[0]['retrieval'])

@@ -93,6 +93,32 @@ def test_quality_scores_every_method_on_the_runs_test_rows(tmp_path, sample_run)
   assert set(result['retrieval']) == {f'{who} recall@{k}' for who in ('model', 'most popular')
                                       for k in (10, 100)}
   assert all(0 <= v <= 1 for v in result['retrieval'].values())
+  # Hashed 4:1, a few of the sample's users have under 5 training ratings.
+  assert 0 < result['cold_users'] < result['test_users'] <= 1000
+  assert 0.5 < result['in_user_test_auc']['project model'] < 1
+  assert result['in_user_test_auc']['global mean (no signal)'] == 0.5
+  # The sample config's ids only: no side columns, no logistic pair, no gain to give.
+  assert 'logistic regression, ids' not in result['test_auc']
+  assert result['side_feature_gain'] == {}
+
+
+@pytest.mark.slow
+def test_quality_weighs_the_side_columns_for_the_model_and_a_linear_peer(tmp_path, features_run):
+  config, _ = features_run
+  results, printed = _smoke(tmp_path, 'quality', '--config', config.source, '--output-root',
+                            config.paths.output_root, '--no-run')
+  result, = results
+  with_side = 'logistic regression, ids + side columns'
+  for name in ('logistic regression, ids', with_side):
+    assert 0.5 < result['test_auc'][name] < 1 and 0.5 < result['in_user_test_auc'][name] < 1
+  # The sample's side columns are drawn from its users' and movies' latent factors:
+  # with them the linear model puts each user's items in a better order.
+  assert (result['in_user_test_auc'][with_side]
+          > result['in_user_test_auc']['logistic regression, ids'] + 0.01)
+  for rows in ('test', 'cold users'):
+    gain = result['side_feature_gain'][f'{with_side} - logistic regression, ids'][rows]
+    assert gain['low'] < gain['gain'] < gain['high']
+  assert 'What the side columns add to test AUC' in printed
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ oracle, its trials and their scores, which TFX's Tuner writes out.
 
 import collections
 import os
-from typing import Dict
+from typing import Dict, List
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -68,12 +68,20 @@ class RankerTuner(keras_tuner.Tuner):
         validation_steps=trainer.steps_per_pass(self._validation_files, 1, batch,
                                                 'validation'),
         verbose=2)
-    # A trial is scored by its best epoch, and that epoch count is part of what it
-    # chose: the Trainer trains that long, not past the point where validation fell.
-    scores = history.history[OBJECTIVE]
-    best_epoch = max(range(len(scores)), key=scores.__getitem__)
-    trial.hyperparameters.Fixed('epochs', best_epoch + 1)
-    return {OBJECTIVE: scores[best_epoch]}
+    return best_epoch_result(trial, history.history[OBJECTIVE])
+
+
+def best_epoch_result(trial, scores: List[float]) -> Dict[str, float]:
+  """A trial's score from its per-epoch validation AUCs: its best epoch's. That epoch
+  count is part of what the trial chose, recorded with its values as `epochs`: the
+  Trainer trains that long, not past the point where validation fell."""
+  best_epoch = max(range(len(scores)), key=scores.__getitem__)
+  # The first trial's `Fixed` puts `epochs` into the oracle's search space with its
+  # count, and every later trial starts with that value, which `Fixed` then keeps (it
+  # returns a value already there): each trial's own count is set over it.
+  trial.hyperparameters.Fixed('epochs', best_epoch + 1)
+  trial.hyperparameters.values['epochs'] = best_epoch + 1
+  return {OBJECTIVE: scores[best_epoch]}
 
 
 # What TFX's Tuner executor reads off tuner_fn's result (its TunerFnResult has these

@@ -1,0 +1,37 @@
+"""The Tuner's search records each trial's own best epoch count (modules/tuning.py), through
+KerasTuner's real oracle and search loop."""
+
+import keras_tuner
+
+from modules import tuning
+
+# Validation AUC per epoch for each learning rate: the best epochs differ (3 and 1).
+CURVES = {0.1: [0.60, 0.65, 0.70, 0.68], 0.5: [0.72, 0.71, 0.69, 0.66]}
+
+
+class _CurveTuner(keras_tuner.Tuner):
+  """Trials whose per-epoch scores are CURVES' (no model: the search loop and the
+  recording are what is checked)."""
+
+  def run_trial(self, trial, *args, **kwargs):
+    return tuning.best_epoch_result(trial, CURVES[trial.hyperparameters['learning_rate']])
+
+
+def test_each_trial_records_its_own_best_epoch_and_the_best_keeps_its_count(tmp_path):
+  space = keras_tuner.HyperParameters()
+  space.Choice('learning_rate', list(CURVES))
+  tuner = _CurveTuner(
+      oracle=keras_tuner.oracles.RandomSearchOracle(
+          objective=keras_tuner.Objective(tuning.OBJECTIVE, direction='max'), max_trials=2,
+          seed=1, hyperparameters=space),
+      directory=str(tmp_path), project_name='curves')
+  tuner.search()
+  trials = tuner.oracle.get_best_trials(2)
+  assert {t.hyperparameters['learning_rate'] for t in trials} == set(CURVES)
+  for trial in trials:
+    curve = CURVES[trial.hyperparameters['learning_rate']]
+    assert trial.hyperparameters['epochs'] == curve.index(max(curve)) + 1
+    assert trial.score == max(curve)
+  # What TFX's Tuner writes as best_hyperparameters, and the Trainer trains with.
+  best = tuner.get_best_hyperparameters()[0].get_config()['values']
+  assert best == {'learning_rate': 0.5, 'epochs': 1}

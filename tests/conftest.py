@@ -30,12 +30,24 @@ def _run_pipeline(config):
 
 
 @pytest.fixture(scope='session')
-def sample_run(tmp_path_factory):
-  """One real run of the whole pipeline on the shipped sample: (config, RunRecord)."""
+def sample_console(tmp_path_factory):
+  """One real run of the whole pipeline on the shipped sample, as a person runs it
+  (`local_runner.py --output-root`, its own process): (output root, the finished
+  process, whose output is the console's)."""
+  import console  # pylint: disable=g-import-not-at-top
+  output_root = tmp_path_factory.mktemp('sample_run') / 'out'
+  return output_root, console.run('--output-root', str(output_root))
+
+
+@pytest.fixture(scope='session')
+def sample_run(sample_console):
+  """That run as (config, RunRecord)."""
+  from mlmd import RunRecord  # pylint: disable=g-import-not-at-top
   from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('sample_run')
-  return _run_pipeline(config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG),
-                                                   str(root)))
+  output_root, finished = sample_console
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  config = config_lib.with_output_root(config_lib.load_config(SAMPLE_CONFIG), str(output_root))
+  return config, RunRecord(config.paths.metadata_path, config.pipeline_name)
 
 
 @pytest.fixture(scope='session')

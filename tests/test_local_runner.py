@@ -10,59 +10,26 @@ import textwrap
 
 import pytest
 
+import console
 from conftest import PROJECT_DIR
 
 import local_runner
 
-LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
 COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
               'DataValidationGate', 'Transform', 'ColumnarExamplesGen', 'Trainer',
               'latest_blessed_model_resolver', 'Evaluator', 'Pusher')
-# A finished component's line: its id, seconds or 'cached', and its headline.
-_END_LINE = re.compile(r'^  (\S+) +(\d+\.\ds|cached)(?:  (.*))?$')
-
-
-def _run(*args, env=None, module=None):
-  command = [sys.executable, *(['-m', module] if module else [LOCAL_RUNNER]), *args]
-  return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
-                        timeout=900, check=False)
-
-
-def _finished(stdout: str):
-  """{component: (seconds or 'cached', headline)} from a run's terminal output."""
-  found = {}
-  for line in stdout.splitlines():
-    match = _END_LINE.match(line)
-    if match:
-      found[match.group(1)] = (match.group(2), match.group(3) or '')
-  return found
-
-
-def _log_path(stdout: str) -> str:
-  match = re.search(r'^  full log: +(\S+)$', stdout, re.MULTILINE)
-  assert match, stdout
-  return os.path.join(PROJECT_DIR, match.group(1))
-
-
-@pytest.fixture(scope='module')
-def two_runs(tmp_path_factory):
-  """The sample run twice into one output root, as `python local_runner.py` prints it."""
-  output_root = tmp_path_factory.mktemp('console') / 'out'
-  first = _run('--output-root', str(output_root))
-  second = _run('--output-root', str(output_root))
-  return output_root, first, second
 
 
 @pytest.mark.slow
-def test_a_run_prints_a_line_per_component_and_logs_the_rest(two_runs):
-  output_root, first, _ = two_runs
+def test_a_run_prints_a_line_per_component_and_logs_the_rest(sample_console):
+  output_root, first = sample_console
   assert first.returncode == 0, first.stderr[-3000:]
   assert first.stderr == ''
   lines = first.stdout.splitlines()
   assert len(lines) <= 30, first.stdout  # one screen, start lines included (not a tty)
   assert not [line for line in lines if 'INFO' in line or 'WARNING' in line
               or 'cuFFT' in line or 'Traceback' in line]
-  finished = _finished(first.stdout)
+  finished = console.finished(first.stdout)
   assert set(finished) == set(COMPONENTS)
   assert all(took != 'cached' for took, _ in finished.values())
   assert finished['StatisticsGen'][1] == 'rows: train 4,780, eval 1,220'
@@ -77,30 +44,12 @@ def test_a_run_prints_a_line_per_component_and_logs_the_rest(two_runs):
   assert finished['Pusher'][1].startswith(f'pushed to {output_root}/serving/')
   assert lines[-1].startswith('Done in ') and 'python -m inspection report --store' in lines[-1]
 
-  log = _log_path(first.stdout)
+  log = console.log_path(first.stdout)
   assert log.startswith(str(output_root / 'logs') + '/')
   with open(log) as f:
     logged = f.read()
   # Everything the terminal was spared: TFX's records, TensorFlow's C++ lines.
   assert 'Component Trainer is running.' in logged and logged.count('\n') > 500
-
-
-@pytest.mark.slow
-def test_a_rerun_says_what_was_cached_and_which_baseline_it_met(two_runs):
-  output_root, first, second = two_runs
-  assert second.returncode == 0, second.stderr[-3000:]
-  finished = _finished(second.stdout)
-  for component in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
-    assert finished[component][0] == 'cached', second.stdout
-  assert finished['Trainer'][1] == _finished(first.stdout)['Trainer'][1]
-  assert re.fullmatch(r'baseline: model #\d+', finished['latest_blessed_model_resolver'][1])
-  assert finished['Evaluator'][0] != 'cached'
-  # The same model blessed again is already what the serving directory serves.
-  pushed_to = finished['Pusher'][1]
-  assert re.fullmatch(r'not pushed: \S+/serving/\d+ already serves this model', pushed_to), (
-      pushed_to)
-  assert len(os.listdir(output_root / 'serving')) == 1
-  assert _log_path(second.stdout) != _log_path(first.stdout)
 
 
 def _inputs_whose_headers_differ(tmp_path):
@@ -115,7 +64,7 @@ def _inputs_whose_headers_differ(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_component_is_one_line_with_its_root_cause_and_the_log(tmp_path):
-  result = _run(*_inputs_whose_headers_differ(tmp_path))
+  result = console.run(*_inputs_whose_headers_differ(tmp_path))
   assert result.returncode == 1
   error, = result.stderr.splitlines()
   match = re.fullmatch(r"local_runner\.py: CsvExampleGen failed after \d+\.\ds: "
@@ -125,12 +74,13 @@ def test_a_failing_component_is_one_line_with_its_root_cause_and_the_log(tmp_pat
   with open(os.path.join(PROJECT_DIR, match.group(1))) as f:
     logged = f.read()
   assert 'Traceback (most recent call last)' in logged and 'has a different header' in logged
-  assert set(_finished(result.stdout)) <= {'ImportSchemaGen', 'latest_blessed_model_resolver'}
+  assert set(console.finished(result.stdout)) <= {'ImportSchemaGen',
+                                                  'latest_blessed_model_resolver'}
 
 
 @pytest.mark.slow
 def test_verbose_shows_every_log_line_and_writes_no_log_file(tmp_path):
-  result = _run(*_inputs_whose_headers_differ(tmp_path), '--verbose')
+  result = console.run(*_inputs_whose_headers_differ(tmp_path), '--verbose')
   assert result.returncode == 1
   assert 'INFO absl: Component CsvExampleGen is running.' in result.stderr
   assert re.search(r"^local_runner\.py: CsvExampleGen failed after \d+\.\ds: RuntimeError: "
@@ -177,18 +127,19 @@ def test_output_to_a_log_catches_every_writer_and_keeps_the_terminal(tmp_path):
 
 def _inspect(server, database, *args):
   env = {**os.environ, 'MLMD_MYSQL_PASSWORD': server.password}
-  return _run(*args, *server.flags(database), env=env, module='inspection')
+  return console.run(*args, *server.flags(database), env=env, module='inspection')
 
 
 @pytest.mark.slow
 def test_a_run_and_its_inspection_on_a_mysql_server(mariadb, tmp_path):
   output_root = tmp_path / 'out'
   env = {**os.environ, 'MLMD_MYSQL_PASSWORD': mariadb.password}
-  result = _run('--output-root', str(output_root), *mariadb.flags('ranker_e2e'), env=env)
+  result = console.run('--output-root', str(output_root), *mariadb.flags('ranker_e2e'),
+                       env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   assert (f'ML Metadata: mysql://mlmd@127.0.0.1:{mariadb.port}/ranker_e2e'
           in result.stdout)
-  assert set(_finished(result.stdout)) == set(COMPONENTS)
+  assert set(console.finished(result.stdout)) == set(COMPONENTS)
   assert not (output_root / 'metadata.sqlite').exists()
   assert '--mysql-host 127.0.0.1' in result.stdout.splitlines()[-1]
 
@@ -213,8 +164,8 @@ def test_a_run_and_its_inspection_on_a_mysql_server(mariadb, tmp_path):
 
 def test_a_wrong_mysql_password_is_one_line_before_anything_runs(mariadb, tmp_path):
   env = {**os.environ, 'MLMD_MYSQL_PASSWORD': 'not-the-password'}
-  result = _run('--output-root', str(tmp_path / 'out'), *mariadb.flags('ranker_denied'),
-                env=env)
+  result = console.run('--output-root', str(tmp_path / 'out'),
+                       *mariadb.flags('ranker_denied'), env=env)
   assert result.returncode == 2
   error, = result.stderr.splitlines()
   assert error.startswith(f'local_runner.py: mysql://mlmd@127.0.0.1:{mariadb.port}/'
@@ -222,7 +173,8 @@ def test_a_wrong_mysql_password_is_one_line_before_anything_runs(mariadb, tmp_pa
   assert error.endswith('check --mysql-host, --mysql-port, --mysql-user and '
                         '$MLMD_MYSQL_PASSWORD')
   assert not (tmp_path / 'out').exists()
-  inspected = _run('runs', *mariadb.flags('ranker_denied'), env=env, module='inspection')
+  inspected = console.run('runs', *mariadb.flags('ranker_denied'), env=env,
+                          module='inspection')
   assert inspected.returncode == 1
   error, = inspected.stderr.splitlines()
   assert 'is not a readable ML Metadata store' in error and 'MLMD_MYSQL_PASSWORD' in error

@@ -2,16 +2,15 @@
 
 import json
 import os
+import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-import local_runner
+import console
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
 from inspection import artifact_contents
 from inspection import progress
@@ -116,17 +115,12 @@ def test_a_module_edit_changes_the_fingerprint(tmp_path, monkeypatch):
     before = after
 
 
-def _run_cli(*args):
-  return subprocess.run([sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), *args],
-                        capture_output=True, text=True, timeout=300, check=False)
-
-
 def test_local_runner_refuses_a_bad_config_before_running_anything(tmp_path):
   config = tmp_path / 'bad.yaml'
   with open(SAMPLE_CONFIG) as f:
     config.write_text(f.read().replace('vocab_size: 1000', 'vocab_size: -1'))
   output_root = tmp_path / 'out'
-  result = _run_cli('--config', str(config), '--output-root', str(output_root))
+  result = console.run('--config', str(config), '--output-root', str(output_root))
   assert result.returncode == 2
   assert f'{config}: features.userId.vocab_size: must be positive, got int -1' in result.stderr
   assert 'Traceback' not in result.stderr
@@ -143,7 +137,7 @@ def test_local_runner_refuses_input_without_the_configured_columns(tmp_path):
   config.write_text(text.replace('../data/sample/*.csv', str(data_dir / '*.csv')).replace(
       'schema/movielens_ratings.pbtxt', os.path.join(PROJECT_DIR, 'configs', 'schema',
                                                      'movielens_ratings.pbtxt')))
-  result = _run_cli('--config', str(config), '--output-root', str(tmp_path / 'out'))
+  result = console.run('--config', str(config), '--output-root', str(tmp_path / 'out'))
   assert result.returncode == 2
   assert 'lacks the configured column(s) userId, movieId' in result.stderr
   assert not (tmp_path / 'out').exists()
@@ -297,9 +291,11 @@ def test_the_blessed_model_is_pushed_and_scores_raw_examples(sample_run):
 
 
 @pytest.mark.slow
-def test_a_second_run_reuses_cached_components(sample_run):
+def test_a_second_run_reuses_cached_components_and_says_so(sample_console, sample_run):
+  output_root, first = sample_console
   config, record = sample_run
-  local_runner.run(config)
+  second = console.run('--output-root', str(output_root))
+  assert second.returncode == 0, second.stderr[-3000:]
   executions = record.executions_by_component()
   for component in FIRST_HALF + ('ColumnarExamplesGen', 'Trainer'):
     assert len(executions[component]) == 2, component
@@ -310,6 +306,20 @@ def test_a_second_run_reuses_cached_components(sample_run):
   assert second_evaluation.last_known_state == second_evaluation.COMPLETE
   blessing, = record.outputs_of(second_evaluation.id)['blessing']
   assert blessing.custom_properties['blessed'].int_value == 1
+
+  # What the console says of it: what was cached, which baseline the model met.
+  finished = console.finished(second.stdout)
+  for component in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
+    assert finished[component][0] == 'cached', second.stdout
+  assert finished['Trainer'][1] == console.finished(first.stdout)['Trainer'][1]
+  assert re.fullmatch(r'baseline: model #\d+', finished['latest_blessed_model_resolver'][1])
+  assert finished['Evaluator'][0] != 'cached'
+  # The same model blessed again is already what the serving directory serves.
+  pushed_to = finished['Pusher'][1]
+  assert re.fullmatch(r'not pushed: \S+/serving/\d+ already serves this model', pushed_to), (
+      pushed_to)
+  assert len(os.listdir(config.paths.serving_dir)) == 1
+  assert console.log_path(second.stdout) != console.log_path(first.stdout)
 
 
 @pytest.mark.slow

@@ -77,12 +77,17 @@ def test_serving_times_the_signatures_and_both_searches(tmp_path, sample_run):
              for i in results['scann_indexes'].values())
 
 
+def _quality_of(tmp_path, run):
+  """quality.py's judgement of an existing pipeline run: (its result, what it printed)."""
+  config, _ = run
+  (result,), printed = _smoke(tmp_path, 'quality', '--config', config.source,
+                              '--output-root', config.paths.output_root, '--no-run')
+  return result, printed
+
+
 @pytest.mark.slow
 def test_quality_scores_every_method_on_the_runs_test_rows(tmp_path, sample_run):
-  config, _ = sample_run
-  results, _ = _smoke(tmp_path, 'quality', '--config', config.source, '--output-root',
-                      config.paths.output_root, '--no-run')
-  result, = results
+  result, _ = _quality_of(tmp_path, sample_run)
   assert result['test_rows'] > 1000 and result['train_rows'] > 4 * 1000
   # The same model judged by TFMA and by the benchmark's own AUC: one number.
   assert result['test_auc']['project model'] == pytest.approx(result['tfma_auc'], abs=1e-3)
@@ -104,10 +109,7 @@ def test_quality_scores_every_method_on_the_runs_test_rows(tmp_path, sample_run)
 
 @pytest.mark.slow
 def test_quality_weighs_the_side_columns_for_the_model_and_a_linear_peer(tmp_path, features_run):
-  config, _ = features_run
-  results, printed = _smoke(tmp_path, 'quality', '--config', config.source, '--output-root',
-                            config.paths.output_root, '--no-run')
-  result, = results
+  result, printed = _quality_of(tmp_path, features_run)
   with_side = 'logistic regression, ids + side columns'
   for name in ('logistic regression, ids', with_side):
     assert 0.5 < result['test_auc'][name] < 1 and 0.5 < result['in_user_test_auc'][name] < 1

@@ -262,22 +262,28 @@ def _gain(users: np.ndarray, labels: np.ndarray, scores: np.ndarray,
 LOGISTIC_C = (0.1, 0.3, 1.0)
 
 
-def _tokens(config: config_lib.RunConfig, rows: Rows, names: List[str]) -> List[List[str]]:
-  """Each row's values of these columns as `column=value` tokens (a multi_hot column's
-  every value its own token; a missing value, its column's empty token)."""
+def _column_tokens(config: config_lib.RunConfig, rows: Rows, names: List[str]
+                   ) -> Dict[str, List[List[str]]]:
+  """{column: each row's values as `column=value` tokens} (a multi_hot column's every
+  value its own token; a missing value, its column's empty token)."""
   values = _raw_values(config, rows[3], names)
   delimiters = {f.name: f.delimiter for f in config.model_inputs.features
                 if f.kind == 'multi_hot'}
-  columns = []
+  columns = {}
   for name in names:
     column = values[name].tolist()
     if name in delimiters:
-      columns.append([[f'{name}={v}' for v in value.decode().split(delimiters[name])]
-                      for value in column])
+      columns[name] = [[f'{name}={v}' for v in value.decode().split(delimiters[name])]
+                       for value in column]
     else:
-      columns.append([[f'{name}={v.decode() if isinstance(v, bytes) else v}']
-                      for v in column])
-  return [sum(row, []) for row in zip(*columns)]
+      columns[name] = [[f'{name}={v.decode() if isinstance(v, bytes) else v}']
+                       for v in column]
+  return columns
+
+
+def _row_tokens(columns: Dict[str, List[List[str]]], names: List[str]) -> List[List[str]]:
+  """Each row's tokens of these columns, together."""
+  return [sum(row, []) for row in zip(*(columns[name] for name in names))]
 
 
 def _logistic_scores(train: List[List[str]], validation: List[List[str]],
@@ -348,10 +354,11 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
   if side_columns:
     # What the side columns are worth to a linear model fitting the same label.
     train_labels = train[2] >= label.threshold
+    tokens = [_column_tokens(config, rows, ids + side_columns)
+              for rows in (train, validation, test)]
     for name, columns in ((LOGISTIC_IDS, ids), (LOGISTIC_SIDE, ids + side_columns)):
-      scores[name] = _logistic_scores(
-          *(_tokens(config, rows, columns) for rows in (train, validation, test)),
-          (train_labels, *labels))
+      scores[name] = _logistic_scores(*(_row_tokens(split, columns) for split in tokens),
+                                      (train_labels, *labels))
   scores['global mean (no signal)'] = [np.zeros(len(labels[0])), np.zeros(len(labels[1]))]
 
   retrieval = _recall(os.path.join(model.uri, 'Format-Serving'), config, train, test,

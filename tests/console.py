@@ -6,7 +6,8 @@ import re
 import subprocess
 import sys
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import PROJECT_DIR
+
 LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
 # A finished component's line: its id, seconds or 'cached', and its headline.
 _END_LINE = re.compile(r'^  (\S+) +(\d+\.\ds|cached)(?:  (.*))?$')

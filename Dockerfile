@@ -1,6 +1,6 @@
 # The pipeline image for Vertex AI: TFX's own image with this project installed, so that
 # every component (and Dataflow workers, via --sdk_container_image) can import
-# modules.preprocessing and modules.trainer.
+# the component code (modules/, pipeline/components/).
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/ranker/pipeline:1.0 .
 #   docker build --build-arg ACCELERATOR=tpu -t REGION-docker.pkg.dev/PROJECT/ranker/pipeline-tpu:1.0 .

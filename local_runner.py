@@ -24,19 +24,20 @@ from typing import List, Optional, TextIO, Tuple
 
 from absl import logging as absl_logging
 
-from pipeline import runtime
+from pipeline import process_env
 
-runtime.configure()
+process_env.configure()
 
 # pylint: disable=g-import-not-at-top
-from inspection import progress as progress_lib
+import run_console
 from inspection import run_store
-from pipeline import anomalies
+from pipeline.components.validation_gate import anomalies
 from pipeline import config as config_lib
-from pipeline import metadata_store
-from pipeline import preflight
-from pipeline import run_lock
-from pipeline import run_log
+from pipeline import paths
+from pipeline.local import metadata_store
+from pipeline.local import preflight
+from pipeline.local import run_lock
+from pipeline.local import run_log
 # pylint: enable=g-import-not-at-top
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs',
@@ -54,7 +55,7 @@ def run(config: config_lib.RunConfig, enable_cache: bool = True, connection=None
   `connection` is the ML Metadata store (default: the config's SQLite file).
   """
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-  from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  from pipeline.graph import create_pipeline  # pylint: disable=g-import-not-at-top
   os.makedirs(config.paths.output_root, exist_ok=True)
   if connection is None:
     connection = metadata_store.sqlite_connection(config.paths.metadata_path)
@@ -64,7 +65,7 @@ def run(config: config_lib.RunConfig, enable_cache: bool = True, connection=None
 
 def _short(path: str) -> str:
   """A path relative to the working directory when it is below it."""
-  relative = os.path.relpath(path) if '://' not in path else path
+  relative = path if paths.is_uri(path) else os.path.relpath(path)
   return path if relative.startswith('..') else relative
 
 
@@ -91,10 +92,10 @@ def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bo
   def open_store() -> run_store.RunStore:
     if connection.HasField('mysql'):
       return run_store.RunStore(connection, config.pipeline_name)
-    return run_store.RunStore(run_store.sqlite_connection(config.paths.metadata_path),
+    return run_store.RunStore(run_store.existing_sqlite_store(config.paths.metadata_path),
                               config.pipeline_name)
 
-  progress = progress_lib.RunProgress(console, open_store)
+  progress = run_console.RunProgress(console, open_store)
   logging.getLogger().addHandler(progress)
   try:
     run(config, enable_cache=enable_cache, connection=connection)

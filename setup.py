@@ -1,5 +1,5 @@
 """Installs the pipeline and its modules so every TFX executor (local or in the Vertex
-image) imports them by dotted path, e.g. `modules.preprocessing.preprocessing_fn`."""
+image) imports them by dotted path, e.g. `modules.transform.preprocessing.preprocessing_fn`."""
 
 import setuptools
 
@@ -9,8 +9,9 @@ setuptools.setup(
     description='Reference TFX pipeline for embedding-based recommender ranking models',
     python_requires='>=3.10,<3.11',
     license='Apache-2.0',
-    packages=setuptools.find_packages(include=['contract', 'modules', 'pipeline',
-                                               'inspection']),
+    packages=setuptools.find_packages(include=[
+        f'{package}{suffix}' for package in ('contract', 'modules', 'pipeline', 'inspection')
+        for suffix in ('', '.*')]),
     # Exact versions live in constraints.txt; these are the ranges the code supports.
     install_requires=[
         'tfx[kfp]>=1.16,<1.17',

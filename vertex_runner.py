@@ -15,12 +15,13 @@ import argparse
 import os
 import sys
 
-from pipeline import runtime
+from pipeline import process_env
 
-runtime.configure()
+process_env.configure()
 
 from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
-from pipeline import preflight  # pylint: disable=g-import-not-at-top
+from pipeline import paths  # pylint: disable=g-import-not-at-top
+from pipeline.local import preflight  # pylint: disable=g-import-not-at-top
 
 
 def with_overrides(config: config_lib.RunConfig, args: argparse.Namespace
@@ -39,14 +40,14 @@ def compile_pipeline(config: config_lib.RunConfig, output_path: str,
                      enable_cache: bool = True) -> None:
   """Writes the Vertex pipeline spec; raises ConfigError if the config cannot run there."""
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-  from pipeline import vertex as vertex_lib  # pylint: disable=g-import-not-at-top
-  from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
-  vertex = vertex_lib.check(config)
+  from pipeline.graph import create_pipeline  # pylint: disable=g-import-not-at-top
+  # create_pipeline checks the config for Vertex (the one place that does).
+  pipeline = create_pipeline(config, enable_cache=enable_cache, on_vertex=True)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-          default_image=vertex.image),
+          default_image=config.vertex.image),
       output_filename=output_path)
-  runner.run(create_pipeline(config, enable_cache=enable_cache, on_vertex=True))
+  runner.run(pipeline)
 
 
 def submit(config: config_lib.RunConfig, spec_path: str, enable_cache: bool) -> str:
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
   output = os.path.abspath(args.output)
   try:
     config = with_overrides(config_lib.load_config(args.config, args.overrides), args)
-    if config.paths.schema_file and '://' not in config.paths.schema_file:
+    if config.paths.schema_file and not paths.is_uri(config.paths.schema_file):
       preflight.check_schema(config)  # in the project, so readable here
     compile_pipeline(config, output, enable_cache=not args.no_cache)
   except ValueError as e:

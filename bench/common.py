@@ -23,9 +23,9 @@ SHARED_DATA_DIR = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'data')
 
 sys.path.insert(0, PROJECT_DIR)
 
-from pipeline import runtime  # pylint: disable=g-import-not-at-top
+from pipeline import process_env  # pylint: disable=g-import-not-at-top
 
-runtime.configure()
+process_env.configure()
 
 from inspection.text import text_table  # pylint: disable=g-import-not-at-top,unused-import
 
@@ -122,6 +122,6 @@ def run_pipeline(config_path: str, output_root: str, overrides: Dict[str, Any]) 
   wall = time.perf_counter() - start
   if result.returncode != 0:
     raise SystemExit(f'the pipeline failed on {derived}:\n{result.stderr[-4000:]}')
-  store = run_store.RunStore(run_store.sqlite_connection(
+  store = run_store.RunStore(run_store.existing_sqlite_store(
       os.path.join(output_root, 'metadata.sqlite')))
   return {'wall_seconds': wall, 'run': store.run(), 'store': store}

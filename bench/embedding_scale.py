@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top
 
-from contract.model_inputs import OPTIMIZERS  # pylint: disable=g-import-not-at-top
+from contract.options import OPTIMIZER_SLOTS  # pylint: disable=g-import-not-at-top
 
 DIM = 16
 BATCH = 8192
@@ -37,16 +37,17 @@ def measure(optimizer_name: str, user_vocab: int, steps: int) -> dict:
   """In this process: build the model, time `steps` steps; returns the figures."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from modules import model as model_lib  # pylint: disable=g-import-not-at-top
-  from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+  from modules.model import optimizers  # pylint: disable=g-import-not-at-top
+  from modules.model import ranking  # pylint: disable=g-import-not-at-top
+  from contract.model_inputs import Feature, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
   from contract.names import LABEL_KEY  # pylint: disable=g-import-not-at-top
 
   item_vocab = max(user_vocab // 5, 1)
   inputs = ModelInputs(
-      features=(FeatureSpec(name='userId', column_type='int', vocab_size=user_vocab,
-                            embedding_dim=DIM, belongs_to='user'),
-                FeatureSpec(name='movieId', column_type='int', vocab_size=item_vocab,
-                            embedding_dim=DIM, belongs_to='item')),
+      features=(Feature(name='userId', column_type='int', vocab_size=user_vocab,
+                        embedding_dim=DIM, belongs_to='user'),
+                Feature(name='movieId', column_type='int', vocab_size=item_vocab,
+                        embedding_dim=DIM, belongs_to='item')),
       label=LabelSpec(column='rating', operator='>=', threshold=4.0))
   rng = np.random.default_rng(1)
   batch = {
@@ -58,8 +59,8 @@ def measure(optimizer_name: str, user_vocab: int, steps: int) -> dict:
   tf.keras.utils.set_random_seed(1)
   started = time.perf_counter()
   optimizer = (tf.keras.optimizers.legacy.Adam(0.1) if optimizer_name == KERAS_ADAM
-               else model_lib.make_optimizer(optimizer_name, 0.1))
-  model = model_lib.RankingModel(inputs, {'userId': user_vocab, 'movieId': item_vocab},
+               else optimizers.make_optimizer(optimizer_name, 0.1))
+  model = ranking.RankingModel(inputs, {'userId': user_vocab, 'movieId': item_vocab},
                                  optimizer)
   model.compile(optimizer=optimizer)
   data = tf.data.Dataset.from_tensors(batch).repeat()
@@ -85,8 +86,8 @@ def main(argv=None) -> int:
   parser = common.parser(__doc__.split('\n\n')[0])
   parser.add_argument('--vocab', type=int, nargs='+', default=list(DEFAULT_VOCABS),
                       help='user table sizes (the item table is a fifth)')
-  parser.add_argument('--optimizers', nargs='+', default=[*OPTIMIZERS, KERAS_ADAM],
-                      choices=[*OPTIMIZERS, KERAS_ADAM])
+  parser.add_argument('--optimizers', nargs='+', default=[*OPTIMIZER_SLOTS, KERAS_ADAM],
+                      choices=[*OPTIMIZER_SLOTS, KERAS_ADAM])
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--child', nargs=2, metavar=('OPTIMIZER', 'VOCAB'),
                       help=argparse.SUPPRESS)  # one measurement, in this process

@@ -22,9 +22,9 @@ import common  # pylint: disable=g-import-not-at-top
 sys.path.insert(0, common.PROJECT_DIR)
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
-from pipeline import runtime
+from pipeline import process_env
 
-runtime.configure()
+process_env.configure()
 
 import tensorflow as tf
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
@@ -32,7 +32,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from pipeline import csv_example_gen
+from pipeline.components.csv_example_gen import executor as csv_example_gen
+from pipeline.components.csv_example_gen import settings
 # pylint: enable=g-import-not-at-top,g-bad-import-order
 
 COLUMNS = {'userId': 'int', 'movieId': 'int', 'rating': 'float', 'timestamp': 'int'}
@@ -55,7 +56,7 @@ def _run(executor_class, input_dir: str, output: str, with_columns: bool) -> flo
   }
   if with_columns:
     properties['custom_config'] = proto_utils.proto_to_json(
-        csv_example_gen._custom_config(COLUMNS, ','))  # pylint: disable=protected-access
+        settings.pack(COLUMNS, ',', None, code_fingerprint='bench'))
   executor = executor_class(executor_class.Context(beam_pipeline_args=BEAM_ARGS,
                                                    tmp_dir=output + '-tmp'))
   start = time.perf_counter()

@@ -202,7 +202,7 @@ def _recall(model_dir: str, config: config_lib.RunConfig, train: Rows, test: Row
                            for i in range(0, len(users), 256)])
   items, counts = np.unique(train[1], return_counts=True)
   popular = items[np.argsort(-counts, kind='stable')].tolist()
-  from modules import retrieval  # pylint: disable=g-import-not-at-top
+  from modules.serving import retrieval  # pylint: disable=g-import-not-at-top
   wanted = [positives[u] for u in users]
   known = [seen.get(u, set()) for u in users]
   return {f'{name} recall@{at}': retrieval.recall(lists, wanted, known, at)
@@ -446,7 +446,7 @@ def main(argv=None) -> int:
     if not (args.no_run and args.output_root):
       parser.error('--config needs --output-root and --no-run')
     config = config_lib.load_config(args.config)
-    store = run_store.RunStore(run_store.sqlite_connection(
+    store = run_store.RunStore(run_store.existing_sqlite_store(
         os.path.join(args.output_root, 'metadata.sqlite')), config.pipeline_name)
     results.append({'dataset': config.pipeline_name, 'split': 'as configured',
                     **evaluate(config, store, store.run(), args.smoke)})

@@ -26,8 +26,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top
-from contract.model_inputs import RetrievalOptions  # pylint: disable=g-import-not-at-top
-from modules import retrieval  # pylint: disable=g-import-not-at-top
+from contract.options import RetrievalOptions  # pylint: disable=g-import-not-at-top
+from modules.serving import retrieval  # pylint: disable=g-import-not-at-top
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -31,25 +31,26 @@ import common  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from modules import columnar  # pylint: disable=g-import-not-at-top
-from modules import model as model_lib  # pylint: disable=g-import-not-at-top
-from modules import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
+from modules.data import columnar  # pylint: disable=g-import-not-at-top
+from modules.model import optimizers
+from modules.model import ranking  # pylint: disable=g-import-not-at-top
+from modules.data import tf_examples  # pylint: disable=g-import-not-at-top
+from contract.model_inputs import Feature, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top
 from contract.names import LABEL_KEY  # pylint: disable=g-import-not-at-top
 
 USER_VOCAB, ITEM_VOCAB, DIM = 25_000, 16_000, 16  # configs/movielens_1m.yaml's tables
 MODEL_INPUTS = ModelInputs(
-    features=(FeatureSpec(name='userId', column_type='int', vocab_size=USER_VOCAB,
-                          embedding_dim=DIM, belongs_to='user'),
-              FeatureSpec(name='movieId', column_type='int', vocab_size=ITEM_VOCAB,
-                          embedding_dim=DIM, belongs_to='item')),
+    features=(Feature(name='userId', column_type='int', vocab_size=USER_VOCAB,
+                      embedding_dim=DIM, belongs_to='user'),
+              Feature(name='movieId', column_type='int', vocab_size=ITEM_VOCAB,
+                      embedding_dim=DIM, belongs_to='item')),
     label=LabelSpec(column='rating', operator='>=', threshold=4.0))
 VOCAB_SIZES = {'userId': USER_VOCAB, 'movieId': ITEM_VOCAB}
 FEATURE_SPEC = {name: tf.io.FixedLenFeature([], tf.int64)
                 for name in ('userId', 'movieId', LABEL_KEY)}
 GENRES = 19
 MULTI_HOT_INPUTS = ModelInputs(
-    features=MODEL_INPUTS.features + (FeatureSpec(
+    features=MODEL_INPUTS.features + (Feature(
         name='genres', column_type='string', kind='multi_hot', embedding_dim=DIM,
         belongs_to='item'),),
     label=MODEL_INPUTS.label)
@@ -75,7 +76,7 @@ def write_columnar_multi_hot(tfrecord_path: str, out_dir: str) -> str:
     chunks = ({**chunk, 'genres': genres[chunk['movieId']]} for chunk in columnar.read_columns(
         [tfrecord_path], FEATURE_SPEC, chunk_rows=16 * columnar.DEFAULT_BLOCK_ROWS))
     columnar.write_split(chunks, sorted(FEATURE_SPEC), out_dir, seed=1,
-                         multi_hot=['genres'])
+                         multi_valued=['genres'])
   return out_dir
 
 
@@ -120,7 +121,7 @@ def seed_csv_dataset(csv_path: str, batch_size: int) -> tf.data.Dataset:
 
 
 def tf_example_dataset(tfrecord_path: str, batch_size: int) -> tf.data.Dataset:
-  return trainer_lib.make_dataset([tfrecord_path], FEATURE_SPEC, batch_size, shuffle=True,
+  return tf_examples.make_dataset([tfrecord_path], FEATURE_SPEC, batch_size, shuffle=True,
                                   seed=1)
 
 
@@ -166,8 +167,8 @@ def fit(dataset: tf.data.Dataset, steps: int, steps_per_execution: int = 1,
   pipeline (the first shuffle window of blocks read and permuted), once per training.
   """
   tf.keras.utils.set_random_seed(1)
-  optimizer = model_lib.make_optimizer('adagrad', 0.5)
-  model = model_lib.RankingModel(*((MULTI_HOT_INPUTS, MULTI_HOT_SIZES) if multi_hot
+  optimizer = optimizers.make_optimizer('adagrad', 0.5)
+  model = ranking.RankingModel(*((MULTI_HOT_INPUTS, MULTI_HOT_SIZES) if multi_hot
                                    else (MODEL_INPUTS, VOCAB_SIZES)), optimizer, 0.03)
   model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
   clock = _ExecutionClock()

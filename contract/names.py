@@ -4,19 +4,20 @@
 LABEL_KEY = 'label'
 
 # custom_config keys: Transform and the Trainer get ModelInputs.to_dict() under the
-# first, the Trainer TrainingOptions.to_dict() under the second, and both a hash of the
-# component code under the third (so that edited code reruns them).
+# first, the Trainer TrainingOptions.to_dict() under the second; every component that
+# runs project code gets pipeline/fingerprint.py's hash under CODE_FINGERPRINT_KEY (so
+# that edited code reruns it).
 MODEL_INPUTS_KEY = 'model_inputs'
 TRAINING_KEY = 'training'
 # The Tuner's TuningOptions.to_dict().
 TUNING_KEY = 'tuning'
 # The Trainer's RetrievalOptions.to_dict().
 RETRIEVAL_KEY = 'retrieval'
-MODULE_FINGERPRINT_KEY = 'module_fingerprint'
+CODE_FINGERPRINT_KEY = 'code_fingerprint'
 
 # Dotted paths TFX loads the component code by.
-PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
-RUN_FN = 'modules.trainer.run_fn'
+PREPROCESSING_FN = 'modules.transform.preprocessing.preprocessing_fn'
+RUN_FN = 'modules.training.trainer.run_fn'
 TUNER_FN = 'modules.tuning.tuner_fn'
 
 # Signatures of the exported SavedModel, and the output they score under.
@@ -37,5 +38,5 @@ ITEM_IDS_KEY = 'item_ids'
 SCANN_INDEX_DIR = 'scann_index'
 
 # The Pusher's PushedModel property naming the serving version that already holds the
-# model, when it did not push a copy of it (pipeline/pusher.py).
+# model, when it did not push a copy of it (pipeline/components/pusher/executor.py).
 ALREADY_PUSHED_KEY = 'already_pushed_as'

@@ -23,7 +23,7 @@ from inspection import run_store
 from inspection import text
 from inspection.run_store import ArtifactRecord, RunStore
 from pipeline import config as config_lib
-from pipeline import metadata_store
+from pipeline.local import metadata_store
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(_PROJECT_DIR, 'configs', 'sample.yaml')
@@ -39,13 +39,13 @@ def _open_store(args: argparse.Namespace) -> RunStore:
   if mysql is not None:
     return RunStore(mysql, args.pipeline)
   if args.store:
-    return RunStore(run_store.sqlite_connection(args.store), args.pipeline,
+    return RunStore(run_store.existing_sqlite_store(args.store), args.pipeline,
                     output_root=os.path.dirname(os.path.abspath(args.store)))
   try:
     config = config_lib.load_config(args.config)
   except config_lib.ConfigError as e:
     raise run_store.StoreError(str(e)) from None
-  return RunStore(run_store.sqlite_connection(config.paths.metadata_path),
+  return RunStore(run_store.existing_sqlite_store(config.paths.metadata_path),
                   args.pipeline or config.pipeline_name,
                   output_root=config.paths.output_root)
 

@@ -6,11 +6,11 @@ import os
 from typing import Any, Dict, List, Optional
 
 from contract.model_inputs import ModelInputs
-from contract.names import MODEL_INPUTS_KEY, MODULE_FINGERPRINT_KEY, TRAINING_KEY
+from contract.names import MODEL_INPUTS_KEY, CODE_FINGERPRINT_KEY, TRAINING_KEY
 from inspection import artifact_contents
 from inspection import run_store
 from inspection.run_store import ArtifactRecord, LineageNode, RunRecord, RunStore
-from pipeline import anomalies as anomalies_lib
+from pipeline.components.validation_gate import anomalies as anomalies_lib
 
 # Properties every TFX artifact has, which say nothing about this one.
 _BOILERPLATE = frozenset({'tfx_version', 'is_external', 'state', 'name',
@@ -87,7 +87,7 @@ def execution_facts(artifact: ArtifactRecord) -> Dict[str, Any]:
         f'{f.max_rows if f.max_rows is not None else "vocabulary"} x {f.embedding_dim})'
         for f in inputs.features)
     facts['label'] = inputs.label.expression
-  for key in (MODULE_FINGERPRINT_KEY, TRAINING_KEY):
+  for key in (CODE_FINGERPRINT_KEY, TRAINING_KEY):
     if key in custom_config:
       facts[key] = custom_config[key]
   return facts

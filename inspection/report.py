@@ -15,7 +15,8 @@ from inspection import artifact_contents
 from inspection import describe
 from inspection import text
 from inspection.run_store import RunRecord, RunStore, StoreError
-from pipeline import anomalies as anomalies_lib
+from pipeline import paths
+from pipeline.components.validation_gate import anomalies as anomalies_lib
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -34,7 +35,7 @@ _COLOURS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd')
 
 
 def default_path(store: RunStore, run: RunRecord) -> str:
-  if '://' in store.where:
+  if paths.is_uri(store.where):
     raise StoreError('a MySQL store has no folder to write the report beside: pass --output')
   safe_id = re.sub(r'[^0-9A-Za-z_.-]', '-', run.id)
   return os.path.join(os.path.dirname(os.path.abspath(store.where)), f'report-{safe_id}.html')

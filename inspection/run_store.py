@@ -16,8 +16,8 @@ from google.protobuf import json_format
 from ml_metadata import errors as mlmd_errors
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import metadata_store as metadata_store_lib
-from pipeline import run_lock
+from pipeline.local import metadata_store as metadata_store_lib
+from pipeline.local import run_lock
 
 Execution = metadata_store_pb2.Execution
 Event = metadata_store_pb2.Event
@@ -101,18 +101,16 @@ def _properties(node) -> Dict[str, Any]:
   return values
 
 
-def sqlite_connection(path: str) -> metadata_store_pb2.ConnectionConfig:
-  """A read-only connection; MLMD would otherwise create an empty store at a wrong path."""
+def existing_sqlite_store(path: str) -> metadata_store_pb2.ConnectionConfig:
+  """A read-only connection to the store a run recorded at `path`; StoreError when there
+  is none."""
   if not os.path.isfile(path):
     raise StoreError(f'no ML Metadata store at {path}: run the pipeline first '
                      '(python local_runner.py), or pass --store with the path of '
                      'its metadata.sqlite')
   if os.path.getsize(path) == 0:
     raise StoreError(f'{path} is empty: the pipeline has not recorded anything there yet')
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = path
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return config
+  return metadata_store_lib.sqlite_connection(path, read_only=True)
 
 
 class RunStore:

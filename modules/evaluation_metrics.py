@@ -236,8 +236,11 @@ class _OnePassMetric(metric_types.Metric):
   """A metric derived from the shared summary; each subclass says which."""
   METRIC = ''
 
-  def __init__(self, name: Optional[str] = None, metric: Optional[str] = None):
-    del metric  # get_config() hands it back; the class decides it.
+  def __init__(self, name: Optional[str] = None, metric: Optional[str] = None,
+               code_fingerprint: Optional[str] = None):
+    # get_config() hands the metric back; the class decides it. The fingerprint is in
+    # the EvalConfig only for the Evaluator's cache key (pipeline/graph.py).
+    del metric, code_fingerprint
     super().__init__(_computations, name=name or self.METRIC, metric=self.METRIC)
 
 

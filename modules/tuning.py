@@ -1,6 +1,6 @@
 """TFX Tuner's `tuner_fn`: a KerasTuner random search over the run config's `tuning:`.
 
-Each trial builds the ranker the Trainer builds (modules/trainer.py) with one choice of
+Each trial builds the ranker the Trainer builds (modules/training/loop.py) with one choice of
 the listed options, trains it up to `tuning.epochs` epochs on the train split and is
 scored by its best epoch's AUC on the validation split; that epoch count is recorded
 with the choice. The Tuner writes the best choice; the Trainer then trains with it,
@@ -14,19 +14,18 @@ oracle, its trials and their scores, which TFX's Tuner writes out.
 """
 
 import collections
-import os
 from typing import Dict, List
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-
-import keras_tuner  # pylint: disable=g-import-not-at-top
+import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from contract.model_inputs import (ModelInputs, TrainingOptions, TuningOptions,
-                                   with_hyperparameters)
+from contract.model_inputs import ModelInputs
+from contract.options import TrainingOptions, TuningOptions, with_hyperparameters
 from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY, TUNING_KEY
-from modules import trainer
+from modules.data import reader
+from modules.training import loop
+from modules.transform import table_sizes
 
 OBJECTIVE = 'val_auc'
 
@@ -47,7 +46,7 @@ class RankerTuner(keras_tuner.Tuner):
     self._model_inputs, self._training, self._tuning = model_inputs, training, tuning
     self._train_files, self._validation_files = fn_args.train_files, fn_args.eval_files
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    self._table_sizes = trainer.table_sizes_from_schema(tft_output, model_inputs)
+    self._table_sizes = table_sizes.table_sizes_from_schema(tft_output, model_inputs)
     self._feature_spec = tft_output.transformed_feature_spec()
 
   def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
@@ -55,18 +54,20 @@ class RankerTuner(keras_tuner.Tuner):
                                                   trial.hyperparameters.values)
     tf.keras.backend.clear_session()  # the last trial's tables go
     tf.keras.utils.set_random_seed(training.seed)
-    model, _ = trainer.make_model(model_inputs, training, self._table_sizes,
+    model, _ = loop.make_model(model_inputs, training, self._table_sizes,
                                   tf.distribute.get_strategy())
-    batch = training.batch_size
+    batch, input_format = training.batch_size, training.input_format
     history = model.fit(
-        trainer.input_dataset(self._train_files, self._feature_spec, batch, shuffle=True,
-                              seed=training.seed, repeat=True),
+        reader.input_dataset(input_format, self._train_files, self._feature_spec, batch,
+                             shuffle=True, seed=training.seed, repeat=True),
         epochs=self._tuning.epochs,
-        steps_per_epoch=trainer.steps_per_pass(self._train_files, 1, batch, 'train'),
-        validation_data=trainer.input_dataset(self._validation_files, self._feature_spec,
-                                              batch, shuffle=False, seed=training.seed),
-        validation_steps=trainer.steps_per_pass(self._validation_files, 1, batch,
-                                                'validation'),
+        steps_per_epoch=reader.steps_per_pass(input_format, self._train_files, 1, batch,
+                                              'train'),
+        validation_data=reader.input_dataset(input_format, self._validation_files,
+                                             self._feature_spec, batch, shuffle=False,
+                                             seed=training.seed),
+        validation_steps=reader.steps_per_pass(input_format, self._validation_files, 1,
+                                               batch, 'validation'),
         verbose=2)
     return best_epoch_result(trial, history.history[OBJECTIVE])
 

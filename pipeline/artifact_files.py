@@ -4,9 +4,11 @@ for local paths (so that listing runs stays quick)."""
 import os
 from typing import Any, Dict, List
 
+from pipeline import paths
+
 
 def read_bytes(path: str) -> bytes:
-  if '://' in path:
+  if paths.is_uri(path):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     with tf.io.gfile.GFile(path, 'rb') as f:
       return f.read()
@@ -15,7 +17,7 @@ def read_bytes(path: str) -> bytes:
 
 
 def list_dir(path: str) -> List[str]:
-  if '://' in path:
+  if paths.is_uri(path):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
   return os.listdir(path) if os.path.isdir(path) else []

@@ -11,22 +11,19 @@ from typing import Any, Dict, List
 
 from tfx.v1.extensions import google_cloud_ai_platform as vertex_ext
 
-from contract.model_inputs import TrainingOptions
+from contract.options import TrainingOptions
 from pipeline import config as config_lib
-from pipeline.vertex_config import VertexConfig
+from pipeline import paths
+from pipeline.config.vertex import VertexConfig
 
 # The Dockerfile's WORKDIR: where the project, its configs and schema live in the image.
 IMAGE_PROJECT_DIR = '/pipeline'
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _is_uri(path: str) -> bool:
-  return '://' in path
-
-
 def in_image(path: str) -> str:
   """A path inside this project, as the pipeline image sees it; URIs are unchanged."""
-  if _is_uri(path):
+  if paths.is_uri(path):
     return path
   relative = os.path.relpath(os.path.abspath(path), _PROJECT_DIR)
   if relative.startswith('..'):
@@ -80,10 +77,10 @@ def check(config: config_lib.RunConfig) -> VertexConfig:
 def for_image(config: config_lib.RunConfig) -> config_lib.RunConfig:
   """The config with its project-relative paths rewritten to the image's."""
   schema_file = config.paths.schema_file
-  paths = config.paths.model_copy(update={
+  image_paths = config.paths.model_copy(update={
       'input': in_image(config.paths.input),
       'schema_file': in_image(schema_file) if schema_file else None})
-  return config.model_copy(update={'paths': paths})
+  return config.model_copy(update={'paths': image_paths})
 
 
 def training(config: config_lib.RunConfig) -> TrainingOptions:

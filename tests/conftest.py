@@ -10,9 +10,9 @@ import pytest
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
-from pipeline import runtime  # pylint: disable=g-import-not-at-top
+from pipeline import process_env  # pylint: disable=g-import-not-at-top
 
-runtime.configure()
+process_env.configure()
 
 # Real MovieLens copies live beside the project, never inside it (their licence).
 SHARED_DATA_DIR = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'data')

@@ -13,9 +13,10 @@ LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
 _END_LINE = re.compile(r'^  (\S+) +(\d+\.\ds|cached)(?:  (.*))?$')
 
 
-def run(*args, env=None, module=None) -> subprocess.CompletedProcess:
-  """local_runner.py (or `python -m module`) with these arguments, in its own process."""
-  command = [sys.executable, *(['-m', module] if module else [LOCAL_RUNNER]), *args]
+def run(*args, env=None, module=None, runner=LOCAL_RUNNER) -> subprocess.CompletedProcess:
+  """local_runner.py (or `python -m module`) with these arguments, in its own process;
+  `runner`: another copy of local_runner.py (it imports the packages beside it)."""
+  command = [sys.executable, *(['-m', module] if module else [runner]), *args]
   return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
                         timeout=900, check=False)
 

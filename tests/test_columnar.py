@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import columnar
-from modules import trainer
+from modules.data import columnar
+from modules.data import reader
+from modules.data import tf_examples
 
 SPEC = {name: tf.io.FixedLenFeature([], tf.int64) for name in ('userId', 'movieId', 'label')}
 
@@ -61,7 +62,7 @@ def test_the_manifest_counts_every_row_in_full_blocks(split):
 
 def test_an_epoch_yields_exactly_the_rows_of_the_tf_example_path(split):
   files, split_dir, _ = split
-  expected = _multiset(trainer.make_dataset(files, SPEC, 1, shuffle=False, seed=0))
+  expected = _multiset(tf_examples.make_dataset(files, SPEC, 1, shuffle=False, seed=0))
   assert sum(expected.values()) == 10_007
   assert _multiset(columnar.make_dataset(split_dir, 1, shuffle=True, seed=5)) == expected
   assert _multiset(columnar.make_dataset(split_dir, 1, shuffle=False, seed=5)) == expected
@@ -102,20 +103,21 @@ def test_only_int64_features_can_be_columnar():
     columnar.check_feature_spec({'tags': tf.io.VarLenFeature(tf.string)})
 
 
-# 2 pipelines: by block (11 blocks) and by file (2 files); 3: by block, and by record in
-# file order (fewer files than pipelines); 16: by row within each block, and by record.
+# 2 pipelines: by block (11 blocks) and by file (2 files); 3: by block, and by record
+# within each file (fewer files than pipelines); 16: by row within each block and file.
 @pytest.mark.parametrize('num_pipelines', [2, 3, 16])
 @pytest.mark.parametrize('input_format', ['columnar', 'tf_example'])
 def test_input_pipelines_read_disjoint_parts_that_cover_the_split(split, input_format,
                                                                    num_pipelines):
   files, split_dir, _ = split
   patterns = [os.path.join(split_dir, '*')] if input_format == 'columnar' else files
-  whole = _multiset(trainer.make_dataset(files, SPEC, 1, shuffle=False, seed=0))
-  parts = [_multiset(trainer.input_dataset(patterns, SPEC, 1, shuffle=True, seed=4,
-                                           pipeline_id=i, num_pipelines=num_pipelines))
+  whole = _multiset(tf_examples.make_dataset(files, SPEC, 1, shuffle=False, seed=0))
+  parts = [_multiset(reader.input_dataset(input_format, patterns, SPEC, 1, shuffle=True, seed=4,
+                                          pipeline_id=i, num_pipelines=num_pipelines))
            for i in range(num_pipelines)]
   assert sum(parts, collections.Counter()) == whole
-  assert [sum(p.values()) for p in parts] == trainer.part_rows(patterns, num_pipelines)
+  assert [sum(p.values()) for p in parts] == reader.part_rows(input_format, patterns,
+                                                                 num_pipelines)
 
 
 def test_steps_per_pass_is_what_the_smallest_part_feeds_and_too_few_rows_is_named(split):
@@ -123,13 +125,13 @@ def test_steps_per_pass_is_what_the_smallest_part_feeds_and_too_few_rows_is_name
   patterns = [os.path.join(split_dir, '*')]
   # 11 blocks over 2 pipelines: 6 blocks (the last one short) and 5; 32 rows a
   # pipeline per step.
-  assert trainer.part_rows(patterns, 2) == [5007, 5000]
-  assert trainer.steps_per_pass(patterns, 2, 64, 'train') == 5000 // 32
+  assert reader.part_rows('columnar', patterns, 2) == [5007, 5000]
+  assert reader.steps_per_pass('columnar', patterns, 2, 64, 'train') == 5000 // 32
   with pytest.raises(ValueError, match=r'the eval split has 5000 rows per input pipeline '
                      r'\(2 pipelines\), fewer than one batch of 6000: lower '
                      r'training.batch_size'):
-    trainer.steps_per_pass(patterns, 2, 12_000, 'eval')
-  assert trainer.steps_per_pass(files, 1, 1000, 'train') == 10
+    reader.steps_per_pass('columnar', patterns, 2, 12_000, 'eval')
+  assert reader.steps_per_pass('tf_example', files, 1, 1000, 'train') == 10
 
 
 def test_one_block_reshuffles_every_pass_and_sees_every_row_before_repeating(tmp_path):
@@ -179,8 +181,8 @@ def test_multi_valued_ids_survive_blocks_of_different_widths(tmp_path, num_pipel
   split_dir = str(tmp_path / 'Split-train')
   chunks = columnar.read_columns([str(tmp_path / 'part-0.gz')], spec, chunk_rows=300)
   manifest = columnar.write_split(chunks, ['label', 'userId'], split_dir, block_rows=250,
-                                  seed=1, multi_hot=['genres'])
-  assert manifest['multi_hot'] == {'genres': 6} and manifest['blocks'] == 4
+                                  seed=1, multi_valued=['genres'])
+  assert manifest['multi_valued'] == {'genres': 6} and manifest['blocks'] == 4
   widths = [tf.io.parse_tensor(tf.io.read_file(columnar.block_path(split_dir, i, 'genres')),
                                tf.int64).shape[1] for i in range(4)]
   assert min(widths) < 6 == max(widths)
@@ -193,7 +195,7 @@ def test_multi_valued_ids_survive_blocks_of_different_widths(tmp_path, num_pipel
       seen.update(_rows_with_lists(batch))
   assert seen == expected
   parsed = collections.Counter()
-  for batch in trainer.make_dataset([str(tmp_path / 'part-0.gz')], spec, 10, shuffle=False,
+  for batch in tf_examples.make_dataset([str(tmp_path / 'part-0.gz')], spec, 10, shuffle=False,
                                     seed=0):
     parsed.update(_rows_with_lists(batch))
   assert parsed == expected

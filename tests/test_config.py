@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
-from contract import model_inputs as model_inputs_lib
+from contract import options as options_lib
 from contract.model_inputs import LabelSpec, ModelInputs
 from pipeline import config as config_lib
-from pipeline import vertex_config
+from pipeline.config import vertex as vertex_config
 
 
 def _sample_data():
@@ -515,14 +515,14 @@ def test_the_config_command_prints_the_resolved_config_or_one_error_line():
 
 def test_tuned_values_replace_the_options_and_the_best_epoch_count_the_epochs():
   config = config_lib.load_config(SAMPLE_CONFIG)
-  model_inputs, training = model_inputs_lib.with_hyperparameters(
+  model_inputs, training = options_lib.with_hyperparameters(
       config.model_inputs, config.training,
       {'learning_rate': 0.1, 'embedding_dim': 4, 'epochs': 3})
   assert training.learning_rate == 0.1 and training.epochs == 3
   assert {f.embedding_dim for f in model_inputs.features} == {4}
   by_steps = config.training.model_copy(update={'epochs': None, 'steps': 100})
-  _, training = model_inputs_lib.with_hyperparameters(config.model_inputs, by_steps,
+  _, training = options_lib.with_hyperparameters(config.model_inputs, by_steps,
                                                       {'epochs': 3})
   assert training.steps == 100 and training.epochs is None
   with pytest.raises(ValueError, match='not tunable: tpu'):
-    model_inputs_lib.with_hyperparameters(config.model_inputs, config.training, {'tpu': 'x'})
+    options_lib.with_hyperparameters(config.model_inputs, config.training, {'tpu': 'x'})

@@ -14,9 +14,10 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from conftest import PROJECT_DIR
-from pipeline import csv_blocks
-from pipeline import csv_example_gen
-from pipeline import input_files
+from pipeline.components.csv_example_gen import blocks as csv_blocks
+from pipeline.components.csv_example_gen import executor as csv_example_gen
+from pipeline.components.csv_example_gen import settings
+from pipeline.components.csv_example_gen import input_files
 
 SAMPLE = os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')
 COLUMNS = {'userId': 'int', 'movieId': 'int', 'rating': 'float', 'timestamp': 'int'}
@@ -39,7 +40,7 @@ def _generate(executor, input_base, pattern, output, columns=None, delimiter=','
   }
   if columns is not None:
     properties['custom_config'] = proto_utils.proto_to_json(
-        csv_example_gen._custom_config(columns, delimiter, time_split))  # pylint: disable=protected-access
+        settings.pack(columns, delimiter, time_split, code_fingerprint='test'))
   executor.Do({}, {'examples': [examples]}, properties)
   records = {}
   for split in splits:

@@ -9,7 +9,7 @@ from tensorflow_model_analysis.utils import config_util
 
 from modules import evaluation_metrics
 from pipeline import config as config_lib
-from pipeline import pipeline as pipeline_lib
+from pipeline import graph
 from conftest import SAMPLE_CONFIG
 
 KEY = metric_types.MetricKey(name='_one_pass_summary')
@@ -103,7 +103,7 @@ def test_each_model_reads_its_own_predictions(scored):
 
 
 def test_one_summary_pass_serves_every_metric_of_every_model():
-  eval_config = pipeline_lib.eval_config(config_lib.load_config(SAMPLE_CONFIG))
+  eval_config = graph.eval_config(config_lib.load_config(SAMPLE_CONFIG))
   eval_config.model_specs[0].name = 'candidate'
   eval_config.model_specs.add(name='baseline', is_baseline=True)
   # As the Evaluator does: every metrics spec names the models.
@@ -124,7 +124,7 @@ def test_one_summary_pass_serves_every_metric_of_every_model():
 
 def test_the_blessing_threshold_is_on_the_one_pass_auc():
   config = config_lib.load_config(SAMPLE_CONFIG)
-  eval_config = pipeline_lib.eval_config(config)
+  eval_config = graph.eval_config(config)
   thresholds = metric_specs.metric_thresholds_from_metrics_specs(
       eval_config.metrics_specs, eval_config=eval_config)
   # The value bar on `auc`, and the regression bar on its difference from the baseline.

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from conftest import PROJECT_DIR
-from modules import columnar
+from modules.data import columnar
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def test_the_blocks_hold_each_rows_genres(features_run):
   split_dir = os.path.join(blocks.uri, 'Split-train')
   manifest = columnar.read_manifest(split_dir)
   rows = _sample_rows()
-  assert manifest['multi_hot'] == {
+  assert manifest['multi_valued'] == {
       'genres': max(len(r['genres'].split('|')) for r in rows)}
   # The genre lists as the blocks hold them, by row, equal the sample's (as a multiset:
   # which rows are train is the split's business).

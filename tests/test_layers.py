@@ -1,9 +1,11 @@
 """The project's imports point one way: runners -> pipeline -> modules -> contract.
 
 Read from the source (no module is imported), so a new import against the order fails
-here before it can tangle the packages: component code (`modules`) runs inside TFX's
-executors, on Dataflow workers and in the Trainer's container, and must not drag the
-pipeline or the inspection tool with it.
+here before it can tangle the packages: component code (`modules`, and
+`pipeline/components`) runs inside TFX's executors, on Dataflow workers and in the
+Trainer's container, and must not drag the graph, the config or the local-run guards
+with it. Inside `pipeline` and `modules` the subpackages have an order of their own
+(SUBLAYERS).
 """
 
 import ast
@@ -19,12 +21,22 @@ LAYERS = {
     'contract': 0,
     'modules': 1,
     'pipeline': 2,
-    # Reads what runs recorded; the local runner prints its progress lines with it.
+    # Reads what runs recorded in ML Metadata.
     'inspection': 3,
-    'local_runner': 4,
-    'vertex_runner': 4,
-    'bench': 5,
-    'data': 5,
+    # The local runner's console lines, beside it: they read the store through inspection.
+    'run_console': 4,
+    'local_runner': 5,
+    'vertex_runner': 5,
+    'bench': 6,
+    'data': 6,
+}
+# Inside a package, the same rule between its parts (a part not listed is at 0, and a
+# package's __init__ may import its parts).
+SUBLAYERS = {
+    'modules': {'transform': 0, 'model': 0, 'data': 0, 'evaluation_metrics': 0,
+                'serving': 1, 'training': 2, 'tuning': 3},
+    'pipeline': {'paths': 0, 'process_env': 0, 'artifact_files': 1, 'fingerprint': 1,
+                 'components': 2, 'config': 2, 'local': 3, 'vertex': 3, 'graph': 4},
 }
 PACKAGES = ('contract', 'modules', 'pipeline', 'inspection')
 
@@ -37,6 +49,7 @@ def _project_sources():
           yield os.path.relpath(os.path.join(directory, name), PROJECT_DIR)
   yield 'local_runner.py'
   yield 'vertex_runner.py'
+  yield 'run_console.py'
 
 
 def _layer_of(path: str) -> str:
@@ -52,13 +65,20 @@ def _imported_project_modules(path: str):
     if isinstance(node, ast.Import):
       names = [alias.name for alias in node.names]
     elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-      names = [node.module]
+      # `from a import b` imports module a.b when there is one, else a name of a.
+      names = [f'{node.module}.{alias.name}' if _is_module(f'{node.module}.{alias.name}')
+               else node.module for alias in node.names]
     else:
       continue
     for name in names:
       top = name.split('.')[0]
       if top in LAYERS and top not in ('bench', 'data'):
         yield node.lineno, name
+
+
+def _is_module(name: str) -> bool:
+  path = os.path.join(PROJECT_DIR, *name.split('.'))
+  return os.path.exists(path + '.py') or os.path.exists(os.path.join(path, '__init__.py'))
 
 
 def _module_name(path: str) -> str:
@@ -81,6 +101,31 @@ def test_no_import_points_up_the_layers():
       if target != layer and LAYERS[target] >= LAYERS[layer]:
         wrong.append(f'{path}:{line}: {layer} (layer {LAYERS[layer]}) imports {name} '
                      f'(layer {LAYERS[target]})')
+  assert not wrong, '\n'.join(wrong)
+
+
+def _part_of(path_or_module: str):
+  """(package, part) of a file or dotted module inside a package with SUBLAYERS."""
+  parts = path_or_module.removesuffix('.py').replace(os.sep, '.').split('.')
+  if parts[0] in SUBLAYERS and len(parts) > 1 and parts[1] != '__init__':
+    return parts[0], parts[1]
+  return None
+
+
+def test_no_import_points_up_inside_modules_and_pipeline():
+  wrong = []
+  for path in _project_sources():
+    source = _part_of(path)
+    if source is None:
+      continue
+    package, part = source
+    ranks = SUBLAYERS[package]
+    for line, name in _imported_project_modules(path):
+      target = _part_of(name)
+      if target is None or target[0] != package or target[1] == part:
+        continue
+      if ranks.get(target[1], 0) >= ranks.get(part, 0):
+        wrong.append(f'{path}:{line}: {package}.{part} imports {name}')
   assert not wrong, '\n'.join(wrong)
 
 
@@ -145,8 +190,22 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch, source, expected
   fake_project = tmp_path / 'project'
   (fake_project / 'modules').mkdir(parents=True)
   (fake_project / 'modules' / 'bad.py').write_text(source)
-  for name in ('local_runner.py', 'vertex_runner.py'):
+  for name in ('local_runner.py', 'vertex_runner.py', 'run_console.py'):
     (fake_project / name).write_text('')
   monkeypatch.setattr(sys.modules[__name__], 'PROJECT_DIR', str(fake_project))
   with pytest.raises(AssertionError, match=expected):
     test_no_import_points_up_the_layers()
+
+
+def test_the_sublayer_check_sees_an_upward_import(tmp_path, monkeypatch):
+  fake_project = tmp_path / 'project'
+  (fake_project / 'modules' / 'model').mkdir(parents=True)
+  (fake_project / 'modules' / 'training').mkdir(parents=True)
+  (fake_project / 'modules' / 'training' / 'loop.py').write_text('X = 1\n')
+  (fake_project / 'modules' / 'model' / 'bad.py').write_text(
+      'from modules.training import loop\n')
+  for name in ('local_runner.py', 'vertex_runner.py', 'run_console.py'):
+    (fake_project / name).write_text('')
+  monkeypatch.setattr(sys.modules[__name__], 'PROJECT_DIR', str(fake_project))
+  with pytest.raises(AssertionError, match='modules.model imports modules.training.loop'):
+    test_no_import_points_up_inside_modules_and_pipeline()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import lazy_adam
+from modules.model import lazy_adam
 
 ROWS, DIM = 50, 4
 TOUCHED = [3, 7, 7, 20]  # 7 twice: repeated ids add their gradients, as in a batch
@@ -98,11 +98,11 @@ def test_the_tpu_layout_creates_its_slots_through_the_keras_optimizer():
 
 def _trained_ranker(optimizer, checkpoint_dir=None):
   """A small ranker after two steps of `optimizer`; saved to `checkpoint_dir` if given."""
-  from modules import model as model_lib  # pylint: disable=g-import-not-at-top
+  from modules.model import ranking  # pylint: disable=g-import-not-at-top
   from contract.model_inputs import ModelInputs  # pylint: disable=g-import-not-at-top
   from test_preprocessing import ITEM, RATING_AT_LEAST_4, USER  # pylint: disable=g-import-not-at-top
   model_inputs = ModelInputs(features=(USER, ITEM), label=RATING_AT_LEAST_4)
-  model = model_lib.RankingModel(model_inputs, {USER.name: USER.vocab_size,
+  model = ranking.RankingModel(model_inputs, {USER.name: USER.vocab_size,
                                                 ITEM.name: ITEM.vocab_size}, optimizer)
   model.compile(optimizer=optimizer)
   rng = np.random.default_rng(0)

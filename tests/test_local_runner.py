@@ -108,7 +108,7 @@ def test_output_to_a_log_catches_every_writer_and_keeps_the_terminal(tmp_path):
   script = textwrap.dedent(f'''
       import os, subprocess, sys
       sys.path.insert(0, {PROJECT_DIR!r})
-      from pipeline import run_log
+      from pipeline.local import run_log
       with run_log.output_to({str(log)!r}) as console:
         print('python stdout')
         print('python stderr', file=sys.stderr)

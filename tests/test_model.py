@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs, TrainingOptions
-from modules import model as model_lib
-from modules import trainer
+from contract.model_inputs import Feature, LabelSpec, ModelInputs
+from contract.options import TrainingOptions
+from modules.model import ranking
+from modules.training import loop
 
 LABEL = LabelSpec(column='rating', operator='>=', threshold=4.0)
 
@@ -16,8 +17,8 @@ def _feature(name, belongs_to, **options):
   options.setdefault('kind', 'hash')
   if options['kind'] == 'hash':
     options.setdefault('vocab_size', 10)
-  return FeatureSpec(name=name, column_type='string' if options['kind'] == 'multi_hot'
-                     else 'int', embedding_dim=4, belongs_to=belongs_to, **options)
+  return Feature(name=name, column_type='string' if options['kind'] == 'multi_hot'
+                 else 'int', embedding_dim=4, belongs_to=belongs_to, **options)
 
 
 def _tables(model):
@@ -36,9 +37,9 @@ def test_towers_sum_their_features_and_lists_are_combined(combiner):
       _feature('userId', 'user'), _feature('age', 'user', kind='numeric', num_buckets=3),
       _feature('movieId', 'item'),
       _feature('genres', 'item', kind='multi_hot', combiner=combiner)), label=LABEL)
-  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'age': 4, 'movieId': 10,
+  model = ranking.RankingModel(model_inputs, {'userId': 10, 'age': 4, 'movieId': 10,
                                                 'genres': 6}, optimizer=None)
-  model_lib.build(model, model_inputs)
+  ranking.build(model, model_inputs)
   batch = {'userId': tf.constant([1, 2, 3], tf.int64), 'age': tf.constant([0, 3, 1], tf.int64),
            'movieId': tf.constant([4, 4, 9], tf.int64),
            'genres': tf.ragged.constant([[0, 2], [5], [1, 2, 3]], tf.int64)}
@@ -59,9 +60,9 @@ def test_features_naming_one_table_share_its_variable():
       _feature('userId', 'user'), _feature('favourite', 'user', table='genre'),
       _feature('movieId', 'item'), _feature('genres', 'item', table='genre')), label=LABEL)
   assert list(model_inputs.tables()) == ['userId', 'genre', 'movieId']
-  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'genre': 10, 'movieId': 10},
+  model = ranking.RankingModel(model_inputs, {'userId': 10, 'genre': 10, 'movieId': 10},
                                  optimizer=None)
-  model_lib.build(model, model_inputs)
+  ranking.build(model, model_inputs)
   assert sorted(_tables(model)) == ['genre', 'movieId', 'userId']
 
 
@@ -71,9 +72,9 @@ def test_a_sparse_batch_scores_as_the_ragged_one():
   model_inputs = ModelInputs(features=(
       _feature('userId', 'user'), _feature('movieId', 'item'),
       _feature('genres', 'item', kind='multi_hot')), label=LABEL)
-  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'movieId': 10, 'genres': 6},
+  model = ranking.RankingModel(model_inputs, {'userId': 10, 'movieId': 10, 'genres': 6},
                                  optimizer=None)
-  model_lib.build(model, model_inputs)
+  ranking.build(model, model_inputs)
   genres = tf.ragged.constant([[0, 2], [5], [1, 2, 3]], tf.int64)
   batch = {'userId': tf.constant([1, 2, 3], tf.int64),
            'movieId': tf.constant([4, 4, 9], tf.int64)}
@@ -87,9 +88,9 @@ def test_each_tower_alone_gives_the_joint_models_vectors():
       _feature('userId', 'user'), _feature('age', 'user', kind='numeric', num_buckets=3),
       _feature('movieId', 'item'), _feature('genres', 'item', kind='multi_hot')),
       label=LABEL)
-  model = model_lib.RankingModel(model_inputs, {'userId': 10, 'age': 4, 'movieId': 10,
+  model = ranking.RankingModel(model_inputs, {'userId': 10, 'age': 4, 'movieId': 10,
                                                 'genres': 6}, optimizer=None)
-  model_lib.build(model, model_inputs)
+  ranking.build(model, model_inputs)
   user = model.tower('user', {'userId': tf.constant([1, 2], tf.int64),
                               'age': tf.constant([0, 3], tf.int64)}).numpy()
   item = model.tower('item', {'movieId': tf.constant([4, 9], tf.int64),
@@ -112,7 +113,7 @@ def test_every_optimizer_fits_a_batch(optimizer):
       learning_rate={'adagrad': 0.5, 'adam': 0.05, 'sgd': 2.0}[optimizer])
   tf.keras.utils.set_random_seed(1)
   # Built and compiled as the Trainer builds it.
-  model, _ = trainer.make_model(model_inputs, training, {'userId': 10, 'movieId': 10},
+  model, _ = loop.make_model(model_inputs, training, {'userId': 10, 'movieId': 10},
                                 tf.distribute.get_strategy())
   ids = np.arange(40) % 10
   batch = {'userId': tf.constant(ids, tf.int64), 'movieId': tf.constant((ids * 3) % 10, tf.int64),

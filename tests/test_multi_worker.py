@@ -15,7 +15,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 import trainer_runs
-from modules import trainer
+from modules.data import reader
+from modules.training import trainer
 
 # Both workers together, start-up and three epochs on two cores included.
 DEADLINE_SECONDS = 600
@@ -55,8 +56,8 @@ def _run_two_workers(inputs, tmp_path):
 def _split_rows(inputs, split):
   spec = tft.TFTransformOutput(inputs['transform_output']).transformed_feature_spec()
   return [(int(b['userId'][0]), int(b['movieId'][0]), int(b['label'][0]))
-          for b in trainer.input_dataset(inputs[f'{split}_files'], spec, 1, shuffle=False,
-                                         seed=0)]
+          for b in reader.input_dataset('columnar', inputs[f'{split}_files'], spec, 1,
+                                         shuffle=False, seed=0)]
 
 
 def _auc_of_export(serving_dir, sample_run):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
 from pipeline import config as config_lib
-from pipeline import preflight
+from pipeline.local import preflight
 
 import local_runner
 import vertex_runner

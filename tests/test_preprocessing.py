@@ -2,6 +2,7 @@
 
 import functools
 import os
+import typing
 
 import pytest
 import tensorflow as tf
@@ -11,14 +12,16 @@ from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import metadata_io
 from tensorflow_transform.tf_metadata import schema_utils
 
-from contract.model_inputs import FeatureSpec, LabelSpec, ModelInputs
+from contract import feature_kinds
+from contract.model_inputs import Feature, LabelSpec, ModelInputs
 from contract.names import MODEL_INPUTS_KEY
-from modules import preprocessing
+from modules.transform import feature_rows
+from modules.transform import preprocessing
 
-USER = FeatureSpec(name='userId', column_type='int', hash=True, vocab_size=1000,
-                   embedding_dim=8, belongs_to='user')
-ITEM = FeatureSpec(name='movieId', column_type='string', hash=True, vocab_size=50,
-                   embedding_dim=8, belongs_to='item')
+USER = Feature(name='userId', column_type='int', hash=True, vocab_size=1000,
+               embedding_dim=8, belongs_to='user')
+ITEM = Feature(name='movieId', column_type='string', hash=True, vocab_size=50,
+               embedding_dim=8, belongs_to='item')
 RATING_AT_LEAST_4 = LabelSpec(column='rating', operator='>=', threshold=4.0)
 
 ROWS = [
@@ -126,8 +129,8 @@ def test_label_operators(operator, expected, tmp_path):
 
 
 def _feature(name, column_type, belongs_to='user', **options):
-  return FeatureSpec(name=name, column_type=column_type, embedding_dim=8,
-                     belongs_to=belongs_to, **options)
+  return Feature(name=name, column_type=column_type, embedding_dim=8,
+                 belongs_to=belongs_to, **options)
 
 
 SIDE_SPEC = {
@@ -208,3 +211,24 @@ def test_a_vocabulary_keeps_the_top_k_or_the_frequent_values(tmp_path):
   schema = {f.name: f.int_domain for f in output.transformed_metadata.schema.feature}
   assert (schema['occupation'].min, schema['occupation'].max) == (0, 2)
   assert (schema['favourite_genre'].min, schema['favourite_genre'].max) == (0, 1)
+
+
+def test_every_feature_kind_has_each_part():
+  """A kind is its entry in contract/feature_kinds.py and its row function: a kind
+  missing either, or an entry naming an option nobody defines, fails here."""
+  assert set(typing.get_args(feature_kinds.FeatureKind)) == set(feature_kinds.KINDS)
+  assert set(feature_rows.ROWS) == set(feature_kinds.KINDS)
+  option_fields = set(feature_kinds.FeatureOptions.model_fields)
+  for name, kind in feature_kinds.KINDS.items():
+    assert kind.name == name and kind.summary
+    assert set(kind.options) <= option_fields, name
+    assert set(kind.required) <= set(kind.options), name
+    assert kind.column_types and set(kind.column_types) <= {'int', 'float', 'string'}, name
+    assert feature_rows.rows_of(name) is feature_rows.ROWS[name]
+
+
+def test_a_kind_the_table_does_not_hold_is_refused_not_guessed():
+  with pytest.raises(ValueError, match=r"unknown feature kind 'tags' \(kinds: hash, "):
+    feature_rows.rows_of('tags')
+  with pytest.raises(ValueError, match='unknown feature kind'):
+    feature_kinds.kind_of('tags')

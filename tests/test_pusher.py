@@ -9,7 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from contract.names import ALREADY_PUSHED_KEY
-from pipeline import pusher
+from pipeline.components.pusher import executor as pusher
 
 
 def _model(root, name, content: bytes):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from contract.model_inputs import RetrievalOptions
-from modules import retrieval
+from contract.options import RetrievalOptions
+from modules.serving import retrieval
 
 
 def test_best_items_are_the_highest_inner_products_plus_the_users_bias():

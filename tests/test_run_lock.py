@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import PROJECT_DIR
-from pipeline import run_lock
+from pipeline.local import run_lock
 
 LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
 
@@ -88,7 +88,7 @@ def test_the_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
   holder = subprocess.Popen([sys.executable, '-c', textwrap.dedent(f'''
       import sys, time
       sys.path.insert(0, {PROJECT_DIR!r})
-      from pipeline import run_lock
+      from pipeline.local import run_lock
       with run_lock.hold({str(tmp_path)!r}, 'configs/x.yaml'):
         print('held', flush=True)
         time.sleep(120)

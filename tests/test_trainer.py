@@ -12,10 +12,12 @@ import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_DIR
-from contract.model_inputs import ModelInputs, TrainingOptions
+from contract.model_inputs import ModelInputs
+from contract.options import TrainingOptions
 from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY
-from modules import strategy as strategy_lib
-from modules import trainer
+from modules.training import distribution as strategy_lib
+from modules.training import trainer
+from modules.transform import table_sizes
 from test_preprocessing import DENSE_SPEC, ITEM, RATING_AT_LEAST_4, USER, _analyze_and_transform
 
 
@@ -37,7 +39,7 @@ def test_no_tpu_on_this_machine_means_the_default_strategy():
 
 
 TRAINING = TrainingOptions(batch_size=8, steps=12, learning_rate=0.5, optimizer='adagrad',
-                           seed=1, l2_regularization=1e-3)
+                           seed=1, l2_regularization=1e-3, input_format='tf_example')
 
 
 def _rows(count, seed):
@@ -105,8 +107,8 @@ def test_run_fn_writes_checkpoints_logs_and_metrics(trained):
 def test_exported_model_scores_like_the_trained_one_in_a_fresh_process(trained):
   fn_args, model_inputs, tft_output = trained
   # The in-memory model: rebuilt from the last checkpoint of training.
-  from modules import model as model_lib  # pylint: disable=g-import-not-at-top
-  in_memory = model_lib.RankingModel(model_inputs, {'userId': 1000, 'movieId': 50},
+  from modules.model import ranking  # pylint: disable=g-import-not-at-top
+  in_memory = ranking.RankingModel(model_inputs, {'userId': 1000, 'movieId': 50},
                                      optimizer=None)
   tf.train.Checkpoint(model=in_memory).restore(tf.train.latest_checkpoint(
       os.path.join(fn_args.model_run_dir, 'checkpoints'))).expect_partial()
@@ -119,7 +121,7 @@ def test_exported_model_scores_like_the_trained_one_in_a_fresh_process(trained):
   script = f'''
 import json, sys
 sys.path.insert(0, {PROJECT_DIR!r})
-from pipeline import runtime; runtime.configure()
+from pipeline import process_env; process_env.configure()
 import tensorflow as tf
 model = tf.saved_model.load({fn_args.serving_model_dir!r})
 examples = tf.constant([bytes.fromhex(h) for h in {[e.hex() for e in _examples(PAIRS)]!r}])
@@ -228,6 +230,6 @@ def test_a_schema_without_bucket_domains_is_refused(trained):
       features=(USER.model_copy(update={'name': 'label'}), ITEM),
       label=RATING_AT_LEAST_4)
   with pytest.raises(ValueError, match='label has no row domain'):
-    trainer.table_sizes_from_schema(tft_output, other)
-  assert trainer.table_sizes_from_schema(tft_output, model_inputs) == {
+    table_sizes.table_sizes_from_schema(tft_output, other)
+  assert table_sizes.table_sizes_from_schema(tft_output, model_inputs) == {
       'userId': 1000, 'movieId': 50}

@@ -15,8 +15,8 @@ from tfx.types import standard_artifacts
 
 from conftest import PROJECT_DIR
 from mlmd import RunRecord
-from pipeline import anomalies as anomalies_lib
-from pipeline import validation_gate
+from pipeline.components.validation_gate import anomalies as anomalies_lib
+from pipeline.components.validation_gate import component as validation_gate
 
 LOCAL_RUNNER = os.path.join(PROJECT_DIR, 'local_runner.py')
 

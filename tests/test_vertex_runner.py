@@ -98,7 +98,7 @@ def test_the_trainer_is_a_tpu_v5e_custom_job_told_to_use_its_tpu(tpu_spec):
           {'name': 'TF_PLUGGABLE_DEVICE_LIBRARY_PATH', 'value': '/lib/libtpu.so'}]}}]
   assert custom_config['training']['tpu'] == 'local'
   assert custom_config['training']['batch_size'] == 1024
-  assert _parameter(tpu_spec, 'Trainer', 'run_fn') == 'modules.trainer.run_fn'
+  assert _parameter(tpu_spec, 'Trainer', 'run_fn') == 'modules.training.trainer.run_fn'
 
 
 def test_the_job_spec_is_one_vertex_ai_accepts(tpu_spec):

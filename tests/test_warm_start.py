@@ -10,10 +10,10 @@ import pytest
 
 import trainer_runs
 from conftest import SAMPLE_CONFIG
-from modules import model as model_lib
-from modules import trainer
+from modules.model import warm_start
+from modules.training import trainer
 from pipeline import config as config_lib
-from pipeline import pipeline as pipeline_lib
+from pipeline import graph
 
 
 def _blessed_model(sample_run):
@@ -33,7 +33,7 @@ def _train(sample_run, out_dir, base_model=None, **training):
 @pytest.mark.slow
 def test_one_warm_epoch_ends_below_one_cold_epoch(sample_run, tmp_path):
   base = _blessed_model(sample_run)
-  assert model_lib.saved_table_shapes(base) == {'userId': [1000, 8], 'movieId': [2000, 8]}
+  assert warm_start.saved_table_shapes(base) == {'userId': [1000, 8], 'movieId': [2000, 8]}
   cold = _train(sample_run, tmp_path / 'cold')
   warm = _train(sample_run, tmp_path / 'warm', base_model=base)
   assert warm['loss'] < cold['loss'] - 0.01, (warm, cold)
@@ -57,17 +57,17 @@ def test_tables_that_do_not_fit_start_cold_with_one_line_saying_why(sample_run, 
 
 def test_a_missing_table_is_named():
   inputs = config_lib.load_config(SAMPLE_CONFIG).model_inputs
-  assert model_lib.why_not_warm({'userId': [1000, 8]}, inputs,
+  assert warm_start.why_not_warm({'userId': [1000, 8]}, inputs,
                                 {'userId': 1000, 'movieId': 2000}) == (
                                     'the base model has no movieId table')
-  assert model_lib.why_not_warm({'userId': [1000, 8], 'movieId': [2000, 8]}, inputs,
+  assert warm_start.why_not_warm({'userId': [1000, 8], 'movieId': [2000, 8]}, inputs,
                                 {'userId': 1000, 'movieId': 2000}) is None
 
 
 def test_the_trainer_gets_the_latest_blessed_model_only_when_asked():
   def trainer_inputs(*overrides):
     config = config_lib.load_config(SAMPLE_CONFIG, overrides)
-    components = {c.id: c for c in pipeline_lib.create_pipeline(
+    components = {c.id: c for c in graph.create_pipeline(
         config, pipeline_root='/tmp/unused').components}
     return components['Trainer'].inputs
   warm = trainer_inputs('training.warm_start=latest_blessed')

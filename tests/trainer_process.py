@@ -20,13 +20,15 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import runtime  # pylint: disable=g-import-not-at-top
+from pipeline import process_env  # pylint: disable=g-import-not-at-top
 
-runtime.configure()
+process_env.configure()
 
 import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
 
-from modules import trainer  # pylint: disable=g-import-not-at-top
+from modules.data import reader
+from modules.training import loop
+from modules.training import trainer  # pylint: disable=g-import-not-at-top
 
 
 def main() -> None:
@@ -35,29 +37,30 @@ def main() -> None:
                                      if k not in ('report', 'kill_after_epoch')})
   # Which part of each split the Trainer asked for: observed, not assumed.
   parts = {}
-  read_part = trainer.input_dataset
+  read_part = reader.input_dataset
 
-  def observed_input_dataset(file_patterns, *rest, **options):
-    parts[tuple(file_patterns)] = (options['pipeline_id'], options['num_pipelines'])
-    return read_part(file_patterns, *rest, **options)
+  def observed_input_dataset(input_format, file_patterns, *rest, **options):
+    parts[tuple(file_patterns)] = (input_format, options['pipeline_id'],
+                                   options['num_pipelines'])
+    return read_part(input_format, file_patterns, *rest, **options)
 
-  trainer.input_dataset = observed_input_dataset
+  reader.input_dataset = observed_input_dataset
   if args.get('kill_after_epoch'):
-    record_epoch = trainer.EpochHistory.on_epoch_end
+    record_epoch = loop.EpochHistory.on_epoch_end
 
     def record_then_die(callback, epoch, logs=None):
       record_epoch(callback, epoch, logs)
       if epoch + 1 == args['kill_after_epoch']:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    trainer.EpochHistory.on_epoch_end = record_then_die
+    loop.EpochHistory.on_epoch_end = record_then_die
   model = trainer.run_fn(fn_args)
   if not args.get('report'):
     return
 
-  pipeline_id, num_pipelines = parts[tuple(fn_args.train_files)]
+  input_format, pipeline_id, num_pipelines = parts[tuple(fn_args.train_files)]
   feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
-  part = read_part(fn_args.train_files, feature_spec, 1, shuffle=False, seed=0,
+  part = read_part(input_format, fn_args.train_files, feature_spec, 1, shuffle=False, seed=0,
                    pipeline_id=pipeline_id, num_pipelines=num_pipelines)
   rows = [[int(b['userId'][0]), int(b['movieId'][0]), int(b['label'][0])] for b in part]
   tables = {v.name: v.numpy().tolist() for v in model.embedding.trainable_variables}

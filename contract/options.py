@@ -1,0 +1,136 @@
+"""How the Trainer trains, the Tuner searches and the exported model retrieves.
+
+Options, not data: each travels through a component's `custom_config` as a plain dict
+(`to_dict`) and is validated again on the other side (`from_dict`).
+"""
+
+from typing import Annotated, Any, Dict, Literal, Mapping, Optional, Tuple, TypeVar
+
+import pydantic
+
+from contract.base import Integer, PositiveInt, StrictModel, problem_at
+from contract.model_inputs import ModelInputs
+
+# Optimizer slots kept per table value (lazy Adam: m and v; Adagrad: the accumulator).
+# Each optimizer's step updates only the rows the batch touched, so its cost does not
+# grow with the tables; adam is the lazy Adam of modules/model/lazy_adam.py, as on TPUs.
+OPTIMIZER_SLOTS: Dict[str, int] = {'adagrad': 1, 'adam': 2, 'sgd': 0}
+Optimizer = Literal[tuple(OPTIMIZER_SLOTS)]
+# How the Trainer reads Transform's output: columnar blocks (ColumnarExamplesGen) or
+# the tf.Examples themselves, parsed row by row.
+InputFormat = Literal['columnar', 'tf_example']
+
+
+class TrainingOptions(StrictModel):
+  """How the Trainer trains: batches, length, optimizer, device."""
+  batch_size: PositiveInt
+  epochs: Optional[PositiveInt] = None
+  steps: Optional[PositiveInt] = None
+  learning_rate: Annotated[float, pydantic.Field(strict=True, gt=0)]
+  optimizer: Optimizer
+  seed: Integer = 42
+  # Penalty on the squared norm of the looked-up embedding rows (user and item side).
+  l2_regularization: Annotated[float, pydantic.Field(strict=True, ge=0)] = 0.0
+  # '' trains on CPU/GPU; 'local' uses the TPU attached to this VM; else a TPU name.
+  tpu: str = ''
+  # A restarted Trainer (a preempted Vertex replica) resumes from its last backup: one
+  # at each epoch's end, and every this many steps within an epoch when set.
+  checkpoint_every_steps: Optional[PositiveInt] = None
+  # latest_blessed: start the tables from the latest blessed model when they fit
+  # (hashing keeps every id's row from one run to the next); absent: random tables.
+  warm_start: Optional[Literal['latest_blessed']] = None
+  input_format: InputFormat = 'columnar'
+  # Steps in each call of the compiled training function: fewer host round trips (on a
+  # TPU, the chip is not left idle between steps); the default is the best measured on
+  # a CPU (bench/README.md, "Trainer throughput"). An epoch shorter than this runs in
+  # one call.
+  steps_per_execution: PositiveInt = 64
+
+  @pydantic.model_validator(mode='after')
+  def _one_length(self) -> 'TrainingOptions':
+    if (self.epochs is None) == (self.steps is None):
+      raise problem_at('epochs', 'give exactly one of epochs or steps')
+    return self
+
+
+class RetrievalOptions(StrictModel):
+  """How the exported model finds a user's best catalogue items.
+
+  `brute_force`: the SavedModel's top_k scores every item (exact). `scann`: also an
+  approximate ScaNN index of the item vectors, saved beside it as a second SavedModel
+  (modules/retrieval.py ScannIndex): the items are split into `num_leaves` clusters, a
+  query scores the items of its `leaves_to_search` nearest clusters with compressed
+  vectors and rescores its `reorder` best exactly.
+  """
+  index: Literal['brute_force', 'scann'] = 'brute_force'
+  # Absent: about the square root of the catalogue's size.
+  num_leaves: Optional[PositiveInt] = None
+  # Absent: a tenth of the leaves, and at least enough to hold 1,000 items on average.
+  leaves_to_search: Optional[PositiveInt] = None
+  reorder: PositiveInt = 100
+
+  @pydantic.model_validator(mode='after')
+  def _leaves_for_scann(self) -> 'RetrievalOptions':
+    if self.index != 'scann':
+      for option in ('num_leaves', 'leaves_to_search'):
+        if getattr(self, option) is not None:
+          raise problem_at(option, 'is an option of index: scann')
+    elif (self.num_leaves and self.leaves_to_search
+          and self.leaves_to_search > self.num_leaves):
+      raise problem_at('leaves_to_search', f'{self.leaves_to_search} is more than '
+                       f'num_leaves ({self.num_leaves})')
+    return self
+
+
+_PositiveNumber = Annotated[float, pydantic.Field(strict=True, gt=0)]
+_NonNegativeNumber = Annotated[float, pydantic.Field(strict=True, ge=0)]
+_T = TypeVar('_T')
+# A list of values to choose among (at least one).
+_Choices = Annotated[Tuple[_T, ...], pydantic.Field(min_length=1)]
+
+
+class TuningOptions(StrictModel):
+  """What the Tuner searches: each listed option's values (absent: the training value
+  stays), `max_trials` random combinations of them, each trained up to `epochs` epochs
+  and scored by its best epoch's AUC on the validation split; the Trainer trains the
+  best combination for its best epoch count."""
+  max_trials: PositiveInt
+  epochs: PositiveInt = 1
+  seed: Integer = 42
+  learning_rate: Optional[_Choices[_PositiveNumber]] = None
+  l2_regularization: Optional[_Choices[_NonNegativeNumber]] = None
+  # Every feature's embedding_dim (so both towers keep equal widths).
+  embedding_dim: Optional[_Choices[PositiveInt]] = None
+  batch_size: Optional[_Choices[PositiveInt]] = None
+  optimizer: Optional[_Choices[Optimizer]] = None
+
+  def search_space(self) -> Dict[str, Tuple[Any, ...]]:
+    """Option name -> the values to choose among, for the options being tuned."""
+    return {name: values for name, values in self.model_dump().items()
+            if name in TUNED_OPTIONS and values is not None}
+
+
+# How the search runs; every other field of TuningOptions is an option it can search
+# (TrainingOptions fields, and every feature's embedding_dim).
+_SEARCH_SETTINGS = ('max_trials', 'epochs', 'seed')
+TUNED_OPTIONS: Tuple[str, ...] = tuple(
+    name for name in TuningOptions.model_fields if name not in _SEARCH_SETTINGS)
+
+
+def with_hyperparameters(model_inputs: ModelInputs, training: TrainingOptions,
+                         values: Mapping[str, Any]) -> Tuple[ModelInputs, TrainingOptions]:
+  """The model inputs and training options with the tuned `values` in place (and the
+  Tuner's `epochs`, its best trial's best epoch, unless training counts steps)."""
+  update = dict(values)
+  epochs = update.pop('epochs', None)
+  unknown = set(update) - set(TUNED_OPTIONS)
+  if unknown:
+    raise ValueError(f'not tunable: {", ".join(sorted(unknown))}')
+  embedding_dim = update.pop('embedding_dim', None)
+  if embedding_dim is not None:
+    model_inputs = model_inputs.model_copy(update={'features': tuple(
+        f.model_copy(update={'embedding_dim': embedding_dim})
+        for f in model_inputs.features)})
+  if epochs is not None and training.steps is None:
+    update['epochs'] = epochs
+  return model_inputs, training.model_copy(update=update)

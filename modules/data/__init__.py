@@ -1,0 +1,1 @@
+"""Reading transformed splits: columnar blocks, tf.Examples, the item catalogue."""

@@ -1,0 +1,1 @@
+"""The ranker (ranking.py), its optimizers and warm start."""

@@ -1,0 +1,189 @@
+"""The ranker: table rows -> TPUEmbedding tables -> dot product + biases -> sigmoid.
+
+One `tfrs.layers.embedding.TPUEmbedding` holds the tables (one per feature, or one
+shared by the features naming it). Each tower is the sum of its features' embeddings
+(a multi-valued feature's rows first combined into one by its table's combiner), and
+the last unit of each tower is its bias:
+
+    p = sigmoid(dot(user[:, :-1], item[:, :-1]) + user[:, -1] + item[:, -1])
+
+Summing keeps the last layer a dot product ("late binding": item vectors can be
+computed once, user vectors per request), lets every user feature meet every item
+feature, and gives a user without history the sum of what their side features learnt.
+
+On a TPU the embedding API places the tables (which one TFRS picks depends on the chip);
+elsewhere they are ordinary variables, and checkpoints are interchangeable between the
+two.
+"""
+
+import math
+from typing import Dict, Mapping, Optional
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+from tensorflow.python.ops import resource_variable_ops  # pylint: disable=g-direct-tensorflow-import
+
+from contract.model_inputs import ModelInputs
+from contract.names import LABEL_KEY
+
+# Tables start at this scale over sqrt(embedding_dim).
+INITIAL_SCALE = 0.05
+
+
+def feature_configs(model_inputs: ModelInputs, table_sizes: Mapping[str, int]
+                    ) -> Dict[str, tf.tpu.experimental.embedding.FeatureConfig]:
+  """A table per table name, sized from the transformed schema (`table_sizes`), and a
+  feature config per feature looking it up."""
+  configs = {}
+  for table_name, features in model_inputs.tables().items():
+    first = features[0]
+    table = tf.tpu.experimental.embedding.TableConfig(
+        vocabulary_size=table_sizes[table_name],
+        dim=first.embedding_dim,
+        # Small: a row no training example looked up (a new user's hash bucket, an id
+        # Transform never saw) stays near zero and adds little to a score; at unit scale
+        # it added noise as large as a trained row's signal, which cost test AUC most on
+        # the time split, whose test rows are mostly new users' (bench/README.md,
+        # "How we got here": the starting scale).
+        initializer=tf.keras.initializers.TruncatedNormal(
+            mean=0.0, stddev=INITIAL_SCALE / math.sqrt(first.embedding_dim)),
+        # How a multi-valued row's embeddings become one (one value: its own).
+        combiner=first.combiner,
+        name=f'{table_name}_table')
+    for feature in features:
+      configs[feature.name] = tf.tpu.experimental.embedding.FeatureConfig(
+          table=table, name=feature.name)
+  return configs
+
+
+def example_inputs(model_inputs: ModelInputs, rows: int = 1) -> Dict[str, tf.Tensor]:
+  """Inputs of the model's shapes (row 0 of every table): [rows] ids, or a ragged
+  [rows, None] for multi-valued features."""
+  inputs = {}
+  for feature in model_inputs.features:
+    ids = tf.zeros([rows], tf.int64)
+    inputs[feature.name] = (tf.RaggedTensor.from_row_lengths(ids, tf.ones([rows], tf.int64))
+                            if feature.multi_valued else ids)
+  return inputs
+
+
+def _local_string_variable(next_creator, **kwargs):
+  """Creates tf.string variables outside the distribution strategy.
+
+  Upstream cause: TF 2.16's TPUEmbeddingForServing (the tables off-TPU) creates an
+  empty tf.string variable for SparseCore layouts, and MultiWorkerMirroredStrategy
+  broadcasts every variable's initial value with collectives, which cannot send strings
+  (`CollectiveBcastSend ... T of string`). The variable is deleted again once the layer
+  is built, so a plain local variable is all it needs.
+  """
+  if kwargs.get('dtype') is not None and tf.as_dtype(kwargs['dtype']) == tf.string:
+    # ResourceVariable's constructor bypasses the variable creator stack (tf.Variable
+    # would come back here); the strategy never sees it.
+    return resource_variable_ops.ResourceVariable(
+        initial_value=kwargs['initial_value'], trainable=False, name=kwargs.get('name'),
+        dtype=tf.string)
+  return next_creator(**kwargs)
+
+
+def build(model: 'RankingModel', model_inputs: ModelInputs) -> None:
+  """Creates the model's variables with one call, under any strategy but a TPU's.
+
+  Inside the strategy's scope the string-variable creator below must come first, so it
+  is entered here, innermost.
+  """
+  with tf.variable_creator_scope(_local_string_variable):
+    model(example_inputs(model_inputs))
+
+
+class RankingModel(tfrs.Model):
+  """Scores (user, item) pairs with the probability of a positive label."""
+
+  def __init__(self, model_inputs: ModelInputs, table_sizes: Mapping[str, int],
+               optimizer: Optional[tf.keras.optimizers.legacy.Optimizer],
+               l2_regularization: float = 0.0):
+    super().__init__()
+    self._user_features = [f.name for f in model_inputs.side('user')]
+    self._item_features = [f.name for f in model_inputs.side('item')]
+    self._l2_regularization = l2_regularization
+    self._feature_configs = feature_configs(model_inputs, table_sizes)
+    # optimizer=None builds the tables without slots, for export.
+    self.embedding = tfrs.layers.embedding.TPUEmbedding(
+        feature_config=self._feature_configs, optimizer=optimizer)
+    # Summed here, divided by the global batch in compute_loss: replicas' gradients are
+    # summed, so each replica's loss must be its share of the global mean.
+    self.task = tfrs.tasks.Ranking(
+        loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM),
+        metrics=[
+            tf.keras.metrics.AUC(name='auc'),
+            tf.keras.metrics.AUC(curve='PR', name='pr_auc'),
+            tf.keras.metrics.BinaryAccuracy(name='binary_accuracy'),
+            tf.keras.metrics.BinaryCrossentropy(name='label_cross_entropy'),
+        ],
+        prediction_metrics=[tf.keras.metrics.Mean(name='prediction_mean')],
+        label_metrics=[tf.keras.metrics.Mean(name='label_mean')])
+    # Keras metrics already hold global values on every replica; the default ('sum'
+    # off TPUs) would add them up once per replica. The losses are summed in train_step.
+    self.distribute_reduction_method = 'first'
+    # A Keras metric, so that Keras resets it each epoch and sums it across replicas.
+    self._mean_loss = tf.keras.metrics.Mean(name='loss')
+
+  def _embeddings(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """{feature: [batch, dim]}: each feature's row (multi-valued: rows combined)."""
+    return self.embedding({name: features[name]
+                           for name in self._user_features + self._item_features})
+
+  def _towers(self, embeddings: Mapping[str, tf.Tensor]):
+    user = tf.add_n([embeddings[name] for name in self._user_features])
+    item = tf.add_n([embeddings[name] for name in self._item_features])
+    return user, item
+
+  @staticmethod
+  def _probability(user: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
+    logits = (tf.reduce_sum(user[:, :-1] * item[:, :-1], axis=1, keepdims=True)
+              + user[:, -1:] + item[:, -1:])
+    return tf.sigmoid(logits)
+
+  def tower(self, side: str, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, dim] one tower from its own side's features alone (off a TPU: for the
+    exported model, where a user is embedded without any item and the other way round)."""
+    names = self._user_features if side == 'user' else self._item_features
+    embeddings = self.embedding(
+        {name: features[name] for name in names},
+        serving_config={name: self._feature_configs[name] for name in names})
+    return tf.add_n([embeddings[name] for name in names])
+
+  def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch] ids per feature -> [batch, 1] probabilities."""
+    return self._probability(*self._towers(self._embeddings(features)))
+
+  def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+    """This replica's share of the global batch's mean binary cross-entropy (plus L2):
+    the replicas' shares add up to the mean over the global batch."""
+    labels = tf.cast(tf.reshape(features[LABEL_KEY], [-1, 1]), tf.float32)
+    embeddings = self._embeddings(features)
+    user, item = self._towers(embeddings)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
+    loss = self.task(labels=labels, predictions=self._probability(user, item))
+    if self._l2_regularization:
+      # On the looked-up rows only: a step touches the batch's rows, never the table.
+      loss += self._l2_regularization * tf.add_n(
+          [tf.reduce_sum(tf.square(e)) for e in embeddings.values()])
+    return loss / global_batch
+
+  def _with_mean_loss(self, logs):
+    """The loss as the mean over the epoch's global batches (Keras' own `loss` is
+    that; tfrs reports the last batch's share on one replica). The L2 term is part of
+    the loss, so tfrs' separate regularization entries are always zero: dropped."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    # This replica's share times the replicas is its batch's mean loss.
+    self._mean_loss.update_state(logs['loss'] * replicas)
+    logs = {k: v for k, v in logs.items() if k not in ('regularization_loss', 'total_loss')}
+    logs['loss'] = self._mean_loss.result()
+    return logs
+
+  def train_step(self, inputs):
+    return self._with_mean_loss(super().train_step(inputs))
+
+  def test_step(self, inputs):
+    return self._with_mean_loss(super().test_step(inputs))

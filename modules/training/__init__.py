@@ -1,0 +1,1 @@
+"""Training: run_fn (trainer.py), the loop, distribution and metrics.json."""

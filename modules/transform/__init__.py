@@ -1,0 +1,1 @@
+"""Transform: preprocessing_fn, a row function per feature kind, and the table sizes."""

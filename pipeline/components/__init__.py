@@ -1,0 +1,1 @@
+"""Custom components and executors: code that runs inside the pipeline's components."""

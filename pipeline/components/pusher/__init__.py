@@ -1,0 +1,1 @@
+"""The Pusher's executor (executor.py): TFX's filesystem push, without duplicate pushes."""

@@ -1,0 +1,1 @@
+"""DataValidationGate (component.py) and the anomalies it reads (anomalies.py)."""

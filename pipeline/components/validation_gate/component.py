@@ -1,0 +1,43 @@
+"""DataValidationGate: the run goes on to Transform only when the data met the schema.
+
+ExampleValidator only reports. This component reads its anomalies and, by default, stops
+the run there, with a line per anomaly, before Transform, training or a push. With
+`validation.on_anomalies: warn` it lets the run continue and records that it did.
+Transform waits for it (pipeline/graph.py), so a run never trains on data nobody validated.
+"""
+
+import logging
+
+from tfx import v1 as tfx
+
+from pipeline.components.validation_gate import anomalies as anomalies_lib
+
+FAIL, WARN = 'fail', 'warn'
+
+
+class DataVerdict(tfx.dsl.Artifact):
+  """What the gate decided: `anomalies` found and `on_anomalies` then in force."""
+  # <namespace>.<Name>: the form Vertex AI Pipelines requires of a custom artifact type.
+  TYPE_NAME = 'ranker.DataVerdict'
+
+
+@tfx.dsl.components.component
+def DataValidationGate(  # pylint: disable=invalid-name
+    anomalies: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ExampleAnomalies],
+    statistics: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ExampleStatistics],
+    verdict: tfx.dsl.components.OutputArtifact[DataVerdict],
+    on_anomalies: tfx.dsl.components.Parameter[str] = FAIL,
+    # Not read: pipeline/fingerprint.py's hash, so that edited code reruns the gate.
+    code_fingerprint: tfx.dsl.components.Parameter[str] = '',
+) -> None:
+  """Raises DataAnomaliesError on anomalies unless `on_anomalies` is 'warn'."""
+  del code_fingerprint
+  found = anomalies_lib.gate_lines(anomalies.uri, statistics.uri)
+  if found and on_anomalies != WARN:
+    raise anomalies_lib.DataAnomaliesError(found)
+  for line in found:
+    logging.warning('data anomaly (validation.on_anomalies: warn, continuing): %s', line)
+  verdict.set_int_custom_property('anomalies', len(found))
+  verdict.set_string_custom_property('on_anomalies', on_anomalies)

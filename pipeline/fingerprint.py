@@ -1,0 +1,79 @@
+"""A hash of every project file the pipeline's components run, for their cache keys.
+
+TFX's cache key covers a component's inputs and properties, not the code a custom
+executor or a dotted path (`preprocessing_fn`, `run_fn`) runs: without this hash as a
+property, an edited file would be served the output of the old code. It covers every
+Python file of the component-code packages (COMPONENT_CODE, subfolders included) and of
+whatever project module those import, found by reading their imports, so a helper
+moved elsewhere is still covered. Files the components never load (the runners, the
+config, local-run guards) are left out: editing them reruns nothing.
+"""
+
+import ast
+import hashlib
+import os
+from typing import Iterable, List, Set
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Code that runs inside components: everything in these folders.
+COMPONENT_CODE = ('contract', 'modules', os.path.join('pipeline', 'components'))
+_PROJECT_PACKAGES = ('contract', 'modules', 'pipeline')
+
+
+def _python_files(root: str, folder: str) -> List[str]:
+  found = []
+  for directory, subdirs, files in os.walk(os.path.join(root, folder)):
+    subdirs[:] = sorted(d for d in subdirs if d != '__pycache__')
+    found += [os.path.relpath(os.path.join(directory, f), root)
+              for f in sorted(files) if f.endswith('.py')]
+  return found
+
+
+def _module_file(root: str, module: str) -> List[str]:
+  """The file(s) a dotted project module name is: `a/b.py`, or `a/b/__init__.py`, plus
+  the `__init__.py` of every package on the way (importing runs them too)."""
+  parts = module.split('.')
+  files = [os.path.join(*parts[:i], '__init__.py') for i in range(1, len(parts))]
+  for candidate in (os.path.join(*parts) + '.py', os.path.join(*parts, '__init__.py')):
+    if os.path.exists(os.path.join(root, candidate)):
+      files.append(candidate)
+  return [f for f in files if os.path.exists(os.path.join(root, f))]
+
+
+def _imports(root: str, path: str) -> Iterable[str]:
+  """The project modules a file imports, at any depth in it (`from a import b` may name
+  module a.b, so both are tried)."""
+  with open(os.path.join(root, path), encoding='utf-8') as f:
+    tree = ast.parse(f.read(), path)
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+      names = [node.module] + [f'{node.module}.{alias.name}' for alias in node.names]
+    else:
+      continue
+    yield from (n for n in names if n.split('.')[0] in _PROJECT_PACKAGES)
+
+
+def component_files(root: str = PROJECT_DIR) -> List[str]:
+  """Every project file (relative to `root`) that a component may run, sorted."""
+  pending = [f for folder in COMPONENT_CODE for f in _python_files(root, folder)]
+  seen: Set[str] = set()
+  while pending:
+    path = pending.pop()
+    if path in seen:
+      continue
+    seen.add(path)
+    for module in _imports(root, path):
+      pending += _module_file(root, module)
+  return sorted(seen)
+
+
+def code_fingerprint(root: str = PROJECT_DIR) -> str:
+  """16 hex digits of a hash over the component files' paths and contents."""
+  digest = hashlib.sha256()
+  for path in component_files(root):
+    digest.update(path.encode())
+    with open(os.path.join(root, path), 'rb') as f:
+      digest.update(f.read())
+  return digest.hexdigest()[:16]

@@ -46,7 +46,7 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'confi
 
 def validate(config: config_lib.RunConfig) -> None:
   """Everything that can be checked before a component runs; raises ValueError."""
-  preflight.check(config)
+  preflight.check_before_run(config)
 
 
 def run(config: config_lib.RunConfig, enable_cache: bool = True, connection=None) -> None:

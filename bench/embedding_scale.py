@@ -4,7 +4,7 @@
     .venv/bin/python bench/embedding_scale.py --vocab 100000 5000000 --optimizers adam
     .venv/bin/python bench/embedding_scale.py --smoke
 
-The project's model (modules.model.RankingModel, dim 16) with a user table of each
+The project's model (modules.model.ranking.RankingModel, dim 16) with a user table of each
 size and an item table a fifth of it (the seed's 25M x 5M shape), batch 8192 of
 Zipf-distributed ids held in memory, so only the step is timed. Each (optimizer, size)
 runs in its own process: peak memory is that process's, and a large table does not

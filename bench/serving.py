@@ -11,7 +11,7 @@ difference is what parsing and the request format cost. Batches of 1, 100 and 10
 Top-K retrieval, k=10, for 1 and 100 users a request: the model's `top_k` (raw user
 values in, exact search of its catalogue), and the search alone, exact (one matrix
 product and tf.math.top_k) against the ScaNN index the pipeline builds with
-`retrieval.index: scann` (modules/retrieval.py ScannIndex, default options), over the
+`retrieval.index: scann` (modules/serving/retrieval.py ScannIndex, default options), over the
 model's catalogue and a synthetic one of 1,000,000 items drawn from a Gaussian with the
 mean and covariance of the model's item vectors. The queries are the vectors of users
 drawn from the model's own tables; recall is the share of the exact top 10 the index

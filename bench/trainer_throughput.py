@@ -3,12 +3,12 @@
     .venv/bin/python bench/trainer_throughput.py             # 1M generated rows, batch 8192
     .venv/bin/python bench/trainer_throughput.py --smoke
 
-Same rows, same model (modules.model.RankingModel, two tables, dim 16, Adagrad), same
+Same rows, same model (modules.model.ranking.RankingModel, two tables, dim 16, Adagrad), same
 batch, measured side by side in one process:
 - columnar: the Trainer's input, ColumnarExamplesGen's blocks of int64
-  columns (modules/columnar.py), read with whole-block reads, shuffled and rebatched;
+  columns (modules/data/columnar.py), read with whole-block reads, shuffled and rebatched;
 - tf.Example: Transform's own output (GZIP TFRecord of tf.Examples, hashed ids and
-  label), parsed by `modules.trainer.make_dataset` (`input_format: tf_example`);
+  label), parsed by `modules.data.tf_examples.make_dataset` (`input_format: tf_example`);
 - csv: the seed's `TextLineDataset -> batch -> decode_csv -> Hashing layer` on the raw CSV;
 - model step alone: one batch held in memory, repeated (no input cost at all);
 - each input path alone, iterated without a model;
@@ -32,7 +32,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from modules.data import columnar  # pylint: disable=g-import-not-at-top
-from modules.model import optimizers
+from modules.model import optimizers  # pylint: disable=g-import-not-at-top
 from modules.model import ranking  # pylint: disable=g-import-not-at-top
 from modules.data import tf_examples  # pylint: disable=g-import-not-at-top
 from contract.model_inputs import Feature, LabelSpec, ModelInputs  # pylint: disable=g-import-not-at-top

@@ -58,7 +58,7 @@ class RetrievalOptions(StrictModel):
 
   `brute_force`: the SavedModel's top_k scores every item (exact). `scann`: also an
   approximate ScaNN index of the item vectors, saved beside it as a second SavedModel
-  (modules/retrieval.py ScannIndex): the items are split into `num_leaves` clusters, a
+  (modules/serving/retrieval.py ScannIndex): the items are split into `num_leaves` clusters, a
   query scores the items of its `leaves_to_search` nearest clusters with compressed
   vectors and rescores its `reorder` best exactly.
   """

@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from inspection import describe
+from inspection import as_data
 from inspection import run_store
 from inspection import text
 from inspection.run_store import ArtifactRecord, RunStore
@@ -99,25 +99,25 @@ def run_command(args: argparse.Namespace) -> str:
     runs = [store.run(args.run)] if args.run else store.runs()
     if args.json:
       return json.dumps({'pipeline': store.pipeline, 'store': store.where,
-                         'runs': [{**describe.describe_run(r),
-                                   'stopped': describe.stop_reason(store, r)}
+                         'runs': [{**as_data.describe_run(r),
+                                   'stopped': as_data.stop_reason(store, r)}
                                   for r in runs]}, indent=2)
     return text.runs_text(store, runs)
   if args.command == 'artifacts':
     run = store.run(args.run) if args.run else None
     artifacts = store.artifacts(run, args.type)
     if args.json:
-      return json.dumps([describe.describe_artifact(a) for a in artifacts], indent=2)
+      return json.dumps([as_data.describe_artifact(a) for a in artifacts], indent=2)
     return text.artifacts_text(artifacts)
   if args.command == 'lineage':
     artifact = (store.artifact(args.artifact_id) if args.artifact_id is not None
                 else _latest_pushed_model(store))
     lineage = store.lineage(artifact)
     if args.json:
-      return json.dumps(describe.describe_lineage(lineage), indent=2)
+      return json.dumps(as_data.describe_lineage(lineage), indent=2)
     return text.lineage_text(lineage)
   if args.command == 'evaluation':
-    described = describe.describe_evaluation(store, store.run(args.run), args.slices)
+    described = as_data.describe_evaluation(store, store.run(args.run), args.slices)
     return json.dumps(described, indent=2) if args.json else text.evaluation_text(described)
   if args.command == 'report':
     from inspection import report  # pylint: disable=g-import-not-at-top

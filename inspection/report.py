@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from contract.names import ALREADY_PUSHED_KEY
 from inspection import artifact_contents
-from inspection import describe
+from inspection import as_data
 from inspection import text
 from inspection.run_store import RunRecord, RunStore, StoreError
 from pipeline import paths
@@ -35,6 +35,15 @@ _COLOURS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd')
 
 
 def default_path(store: RunStore, run: RunRecord) -> str:
+  """Where the report goes without --output.
+
+  Args:
+    store: a SQLite store (a MySQL one has no folder: StoreError).
+    run: the run reported on.
+
+  Returns:
+    report-<run id>.html beside the store's file.
+  """
   if paths.is_uri(store.where):
     raise StoreError('a MySQL store has no folder to write the report beside: pass --output')
   safe_id = re.sub(r'[^0-9A-Za-z_.-]', '-', run.id)
@@ -105,8 +114,8 @@ def line_chart(title: str, series: Dict[str, Sequence[float]], width: int = 460,
 
 
 def _components_section(store: RunStore, run: RunRecord) -> str:
-  described = describe.describe_run(run)
-  stopped = describe.stop_reason(store, run)
+  described = as_data.describe_run(run)
+  stopped = as_data.stop_reason(store, run)
   return ('<h2>Components</h2>'
           + (f'<pre class="stopped">{_e(chr(10).join(stopped))}</pre>' if stopped else '')
           + _table(
@@ -195,7 +204,7 @@ def _tuning_table(store: RunStore, run: RunRecord) -> str:
 
 
 def _evaluation_section(store: RunStore, run: RunRecord) -> str:
-  described = describe.describe_evaluation(store, run, max_slices=20)
+  described = as_data.describe_evaluation(store, run, max_slices=20)
   evaluation = described['evaluation']
   if evaluation is None:
     return '<h2>Evaluation</h2><p>The Evaluator did not run.</p>'
@@ -266,12 +275,19 @@ def render(store: RunStore, run: RunRecord) -> str:
   return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
           f'<title>{_e(title)}</title><style>{_STYLE}</style></head><body>'
           f'<h1>{_e(title)}</h1>'
-          f'<p>Started {_e(describe.describe_run(run)["started"])}, took '
+          f'<p>Started {_e(as_data.describe_run(run)["started"])}, took '
           f'{run.seconds:.0f} s. Store: <code>{_e(store.where)}</code></p>'
           + ''.join(sections) + '</body></html>\n')
 
 
 def write(store: RunStore, run: RunRecord, path: str) -> None:
+  """Writes the run's HTML report.
+
+  Args:
+    store: the store the run is in.
+    run: the run.
+    path: the HTML file, replaced whole once it is complete.
+  """
   page = render(store, run)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   temporary = f'{path}.tmp'

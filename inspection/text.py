@@ -3,7 +3,7 @@
 import json
 from typing import Any, Dict, List, Sequence
 
-from inspection.describe import describe_artifact, execution_facts, stop_reason, time_text
+from inspection.as_data import describe_artifact, execution_facts, stop_reason, time_text
 from inspection.run_store import ArtifactRecord, LineageNode, RunRecord, RunStore
 
 
@@ -30,6 +30,7 @@ def _duration(seconds: float) -> str:
 
 
 def runs_text(store: RunStore, runs: List[RunRecord]) -> str:
+  """Args: the store and its runs. Returns: a table per run of its components."""
   parts = [f'Pipeline {store.pipeline} in {store.where}: {len(runs)} run(s)']
   for run in runs:
     parts.append(f'\nRun {run.id}  started {time_text(run.start)}  took {_duration(run.seconds)}')
@@ -47,6 +48,7 @@ def _properties_text(properties: Dict[str, Any], limit: int = 70) -> str:
 
 
 def artifacts_text(artifacts: List[ArtifactRecord]) -> str:
+  """Args: artifacts read from the store. Returns: a line or two per artifact."""
   if not artifacts:
     return 'No artifacts.'
   parts = []
@@ -61,6 +63,7 @@ def artifacts_text(artifacts: List[ArtifactRecord]) -> str:
 
 
 def lineage_text(node: LineageNode) -> str:
+  """Args: an artifact's lineage node. Returns: the tree of what it was made from."""
   lines: List[str] = []
   shown = set()
 
@@ -87,6 +90,7 @@ def lineage_text(node: LineageNode) -> str:
 
 
 def evaluation_text(described: Dict[str, Any]) -> str:
+  """Args: as_data.describe_evaluation's result. Returns: metrics and blessing as text."""
   parts = [f'Run {described["run_id"]}']
   evaluation = described['evaluation']
   if evaluation is None:

@@ -2,8 +2,8 @@
 
 TFMA's stock AUC, AUCPrecisionRecall, BinaryAccuracy, Calibration, MeanLabel and
 MeanPrediction each run their own combiner, and each combiner walks every example of
-every slice through TFMA's generic label/prediction unpacking in Python: on 200,000 eval
-rows that was about 40 of the Evaluator's 60 seconds. Here one combiner keeps what all of
+every slice through TFMA's generic label/prediction unpacking in Python: most of the
+Evaluator's time (bench/README.md, "How we got here"). Here one combiner keeps what all of
 them need, a slice's (prediction, label, weight) triples, and each metric is derived from
 it at the end, so an example costs one small append per slice it falls in.
 

@@ -91,7 +91,15 @@ TunerFnResult = collections.namedtuple('TunerFnResult', ['tuner', 'fit_kwargs'])
 
 
 def tuner_fn(fn_args) -> TunerFnResult:
-  """TFX Tuner entry point: the tuner and what its `search` is called with."""
+  """TFX Tuner entry point.
+
+  Args:
+    fn_args: TFX's FnArgs: train_files, eval_files, transform_graph_path, working_dir
+      and custom_config (the model inputs, training and tuning options).
+
+  Returns:
+    The tuner and what its `search` is called with.
+  """
   tuner = RankerTuner(ModelInputs.from_dict(fn_args.custom_config[MODEL_INPUTS_KEY]),
                       TrainingOptions.from_dict(fn_args.custom_config[TRAINING_KEY]),
                       TuningOptions.from_dict(fn_args.custom_config[TUNING_KEY]), fn_args)

@@ -12,7 +12,7 @@ config, local-run guards) are left out: editing them reruns nothing.
 import ast
 import hashlib
 import os
-from typing import Iterable, List, Set
+from typing import Iterable, Iterator, List, Set, Tuple
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Code that runs inside components: everything in these folders.
@@ -40,19 +40,28 @@ def _module_file(root: str, module: str) -> List[str]:
   return [f for f in files if os.path.exists(os.path.join(root, f))]
 
 
-def _imports(root: str, path: str) -> Iterable[str]:
-  """The project modules a file imports, at any depth in it (`from a import b` may name
-  module a.b, so both are tried)."""
+def is_module(root: str, name: str) -> bool:
+  """Whether a dotted name is a module (or package) of the tree at `root`."""
+  path = os.path.join(root, *name.split('.'))
+  return os.path.exists(path + '.py') or os.path.exists(os.path.join(path, '__init__.py'))
+
+
+def imported_names(root: str, path: str, tops: Iterable[str]) -> Iterator[Tuple[int, str]]:
+  """(line, dotted name) of every import in a file whose first part is one of `tops`, at
+  any depth in it (an import inside a function runs too). `from a import b` names module
+  a.b when the tree has one, else a (b is then a name defined in a)."""
+  tops = set(tops)
   with open(os.path.join(root, path), encoding='utf-8') as f:
     tree = ast.parse(f.read(), path)
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):
       names = [alias.name for alias in node.names]
     elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-      names = [node.module] + [f'{node.module}.{alias.name}' for alias in node.names]
+      names = [f'{node.module}.{alias.name}' if is_module(root, f'{node.module}.{alias.name}')
+               else node.module for alias in node.names]
     else:
       continue
-    yield from (n for n in names if n.split('.')[0] in _PROJECT_PACKAGES)
+    yield from ((node.lineno, n) for n in names if n.split('.')[0] in tops)
 
 
 def component_files(root: str = PROJECT_DIR) -> List[str]:
@@ -64,7 +73,7 @@ def component_files(root: str = PROJECT_DIR) -> List[str]:
     if path in seen:
       continue
     seen.add(path)
-    for module in _imports(root, path):
+    for _, module in imported_names(root, path, _PROJECT_PACKAGES):
       pending += _module_file(root, module)
   return sorted(seen)
 

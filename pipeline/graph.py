@@ -114,7 +114,7 @@ def create_pipeline(
     ConfigError: on_vertex with a config that cannot run there.
   """
   if on_vertex:
-    vertex_lib.check(config)
+    vertex_lib.check_runs_on_vertex(config)
     config = vertex_lib.for_image(config)
   # Every component that runs project code gets it: an edit of that code reruns them.
   code_fingerprint = fingerprint.code_fingerprint()

@@ -31,7 +31,7 @@ def in_image(path: str) -> str:
   return f'{IMAGE_PROJECT_DIR}/{relative}'
 
 
-def check(config: config_lib.RunConfig) -> VertexConfig:
+def check_runs_on_vertex(config: config_lib.RunConfig) -> VertexConfig:
   """The config's Vertex settings, once everything a Vertex run needs is there.
 
   Raises ConfigError naming the key: containers on Vertex see only Cloud Storage and

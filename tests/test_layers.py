@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from conftest import PROJECT_DIR
+from pipeline import fingerprint
 
 # Lower rank = lower layer. A module may import its own package and any lower layer.
 LAYERS = {
@@ -57,28 +58,9 @@ def _layer_of(path: str) -> str:
 
 
 def _imported_project_modules(path: str):
-  """(line, top-level name) of every import of a project package or runner, at any depth
-  in the file (imports inside functions count: they run too)."""
-  with open(os.path.join(PROJECT_DIR, path), encoding='utf-8') as f:
-    tree = ast.parse(f.read(), path)
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      names = [alias.name for alias in node.names]
-    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-      # `from a import b` imports module a.b when there is one, else a name of a.
-      names = [f'{node.module}.{alias.name}' if _is_module(f'{node.module}.{alias.name}')
-               else node.module for alias in node.names]
-    else:
-      continue
-    for name in names:
-      top = name.split('.')[0]
-      if top in LAYERS and top not in ('bench', 'data'):
-        yield node.lineno, name
-
-
-def _is_module(name: str) -> bool:
-  path = os.path.join(PROJECT_DIR, *name.split('.'))
-  return os.path.exists(path + '.py') or os.path.exists(os.path.join(path, '__init__.py'))
+  """(line, dotted name) of every import of a project package or runner in the file."""
+  return fingerprint.imported_names(PROJECT_DIR, path,
+                                    (top for top in LAYERS if top not in ('bench', 'data')))
 
 
 def _module_name(path: str) -> str:

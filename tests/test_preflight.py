@@ -112,7 +112,7 @@ def test_one_file_with_rows_among_empty_ones_is_enough(tmp_path):
   (data / 'part-0.csv').write_text('userId,movieId,rating,timestamp\n')
   (data / 'part-1.csv').write_text('userId,movieId,rating,timestamp\n1,2,4.0,3\n')
   config = config_lib.load_config(SAMPLE_CONFIG, [f'paths.input={data}/*.csv'])
-  preflight.check(config, memory_bytes=10**9)
+  preflight.check_before_run(config, memory_bytes=10**9)
 
 
 @pytest.mark.parametrize('contents, words', [
@@ -136,4 +136,4 @@ def test_a_tab_separated_file_passes_with_its_delimiter(tmp_path):
   config = config_lib.load_config(SAMPLE_CONFIG, [f'paths.input={data}/*.tsv',
                                                   'dataset.delimiter="\\t"'])
   assert config.dataset.delimiter == '\t'
-  preflight.check(config, memory_bytes=10**9)
+  preflight.check_before_run(config, memory_bytes=10**9)

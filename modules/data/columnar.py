@@ -1,14 +1,14 @@
 """Columnar examples: the transformed data as blocks of columns, read without parsing.
 
-Parsing tf.Example protos row by row tops out near 0.4 M rows/s on two cores, below
-what the model trains at. Transform's output is a few int64 columns (each feature's
-table rows, a multi-valued feature's as lists, and the label), so the pipeline writes
-it as blocks: one file per block of rows, holding
-every column as one serialized int64 tensor [columns, rows]. Reading a block is one
-file read and one memory copy; shuffling and batching are whole-tensor ops. The blocks
-are made from the raw examples with Transform's graph applied a chunk at a time
-(pipeline/components/columnar_examples_gen.py), not from Transform's own tf.Examples, which cost
-Transform most of its time to write.
+Parsing tf.Example protos row by row is far slower than the model trains
+(bench/README.md, "Trainer throughput"). Transform's output is a few int64 columns
+(each feature's table rows, a multi-valued feature's as lists, and the label), so the
+pipeline writes it as blocks: one file per block of rows, holding every column as one
+serialized int64 tensor [columns, rows]. Reading a block is one file read and one
+memory copy; shuffling and batching are whole-tensor ops. The blocks are made from the
+raw examples with Transform's graph applied a chunk at a time
+(pipeline/components/columnar_examples_gen.py), not from Transform's own tf.Examples,
+which cost Transform most of its time to write.
 
 Layout of a split directory:
 
@@ -19,11 +19,11 @@ Layout of a split directory:
                             padded with -1 to the block's longest row (w <= width)
     ...
 
-A multi-valued column is padded rather than stored as values and row
-lengths so that the read path stays whole-tensor ops: its ids travel as extra columns
-of the block's rows and become a RaggedTensor per batch. The padding costs the
-longest row's width per row (MovieLens' genres: 6 slots, 1.7 used on average); a
-column with a long tail of list lengths would want values + row lengths instead.
+A multi-valued column is padded rather than stored as values and row lengths so that
+the read path stays whole-tensor ops: its ids travel as extra columns of the block's
+rows and become a RaggedTensor per batch. The padding costs the longest row's width per
+row, cheap for short lists such as a movie's genres; a column with a long tail of list
+lengths would want values + row lengths instead.
 
 Rows are shuffled once when written, and at read time the block order is reshuffled
 every epoch and rows are permuted within a window of blocks.

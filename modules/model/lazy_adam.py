@@ -2,7 +2,7 @@
 
 Keras' (legacy) Adam decays both moment slots of every row of a table at every step,
 even for a batch that looked up a few thousand rows of millions: the step's cost grows
-with the table (585 ms at 1M rows, 2.3 s at 5M, measured in bench/embedding_scale.py).
+with the table (bench/README.md, "Embedding scale").
 A TPU's embedding engine runs Adam lazily instead. This optimizer does the same on
 CPUs and GPUs, so a step costs what the batch touches and a run means the same on
 every device. Dense variables still get plain Adam.

@@ -1,6 +1,6 @@
 """Top-K search of the catalogue: exact (every item scored) and approximate (ScaNN).
 
-Vectors are the folded ones of the exported model (modules/trainer.py ServingModule):
+Vectors are the folded ones of the exported model (modules/serving/export.py ServingModule):
 a user [factors, 1] with its bias apart, an item [factors, bias], so that a score is one
 inner product. The exact search is one matrix product over the whole catalogue; the
 ScaNN index scores a few of its clusters. bench/serving.py measures both over 1,682

@@ -37,7 +37,18 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
     # Not read: pipeline/fingerprint.py's hash, so that edited code reruns this component.
     code_fingerprint: tfx.dsl.components.Parameter[str] = '',
 ) -> None:
-  """Writes `splits` of `examples` (all by default), transformed, as columnar blocks."""
+  """Writes `splits` of `examples` (all by default), transformed, as columnar blocks.
+
+  Args:
+    examples: CsvExampleGen's raw examples.
+    transform_graph: Transform's graph, applied here a chunk of rows at a time.
+    columnar_examples: the output: Split-<name>/ block folders (and catalogue/).
+    splits: comma-separated split names; empty: every split.
+    catalogue_key: the item key column for the catalogue; empty: no catalogue.
+    block_rows: rows per block.
+    seed: the write-time shuffle's seed.
+    code_fingerprint: pipeline/fingerprint.py's hash, for the cache key only.
+  """
   del code_fingerprint
   tft_output = tft.TFTransformOutput(transform_graph.uri)
   try:

@@ -195,8 +195,8 @@ class PathsConfig(StrictModel):
 
 
 class BeamConfig(StrictModel):
-  # One process: at 100K and 1M rows two worker processes made the whole run 1.4x
-  # slower on two cores (bench/README.md, "Beam mode").
+  # One process: two worker processes made the whole run slower on two cores, at 100K
+  # and at 1M rows (bench/README.md, "Beam mode").
   direct_running_mode: Literal['in_memory', 'multi_threading',
                                'multi_processing'] = 'in_memory'
   # 0 is one worker per core.

@@ -23,7 +23,7 @@ FLOAT_BYTES = 4
 GB = 1e9
 
 
-def check(config: config_lib.RunConfig, memory_bytes: Optional[int] = None) -> None:
+def check_before_run(config: config_lib.RunConfig, memory_bytes: Optional[int] = None) -> None:
   """Runs every check for a local run; raises ValueError (ConfigError for a key) with one
   line. `memory_bytes` is the memory training may use (default: what is free now)."""
   files = config_lib.check_inputs_exist(config)

@@ -8,7 +8,7 @@ in the serving directory, and records why when it does not.
 
 TFX's push leaves out every file named saved_model.pb but the model's own (copied last:
 a model server takes it as the sign that the version is complete), so a SavedModel
-inside the model's folder (the ScaNN index, modules/retrieval.py) arrives without its
+inside the model's folder (the ScaNN index, modules/serving/retrieval.py) arrives without its
 graph; this executor copies those right after.
 """
 

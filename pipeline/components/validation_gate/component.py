@@ -32,7 +32,15 @@ def DataValidationGate(  # pylint: disable=invalid-name
     # Not read: pipeline/fingerprint.py's hash, so that edited code reruns the gate.
     code_fingerprint: tfx.dsl.components.Parameter[str] = '',
 ) -> None:
-  """Raises DataAnomaliesError on anomalies unless `on_anomalies` is 'warn'."""
+  """Stops the run on anomalies unless told to warn.
+
+  Args:
+    anomalies: ExampleValidator's output.
+    statistics: StatisticsGen's (an empty split counts as an anomaly).
+    verdict: records how many anomalies there were and what `on_anomalies` was.
+    on_anomalies: 'fail' (raise DataAnomaliesError, one line each) or 'warn'.
+    code_fingerprint: pipeline/fingerprint.py's hash, for the cache key only.
+  """
   del code_fingerprint
   found = anomalies_lib.gate_lines(anomalies.uri, statistics.uri)
   if found and on_anomalies != WARN:

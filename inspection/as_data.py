@@ -25,6 +25,14 @@ def time_text(value) -> str:
 
 
 def describe_run(run: RunRecord) -> Dict[str, Any]:
+  """One run as plain data (what `runs --json` prints).
+
+  Args:
+    run: a run read from the store.
+
+  Returns:
+    Its id, start and end times, seconds and executions, JSON-ready.
+  """
   return {
       'run_id': run.id,
       'started': time_text(run.start),
@@ -37,7 +45,15 @@ def describe_run(run: RunRecord) -> Dict[str, Any]:
 
 
 def stop_reason(store: RunStore, run: RunRecord) -> List[str]:
-  """Why a run did not finish, a line each; empty when it did (or is still going)."""
+  """Why a run did not finish.
+
+  Args:
+    store: the store the run is in (its failed component's outputs are read there).
+    run: the run.
+
+  Returns:
+    A line per reason; empty when the run finished (or is still going).
+  """
   failed = [e for e in run.executions if e.state in ('FAILED', 'INTERRUPTED')]
   if not failed:
     return []
@@ -55,6 +71,14 @@ def stop_reason(store: RunStore, run: RunRecord) -> List[str]:
 
 
 def describe_artifact(artifact: ArtifactRecord) -> Dict[str, Any]:
+  """One artifact as plain data (what `artifacts --json` prints).
+
+  Args:
+    artifact: an artifact read from the store.
+
+  Returns:
+    Its id, type, URI, producing component and what its files hold, JSON-ready.
+  """
   producer = artifact.producer
   return {
       'id': artifact.id,
@@ -94,6 +118,14 @@ def execution_facts(artifact: ArtifactRecord) -> Dict[str, Any]:
 
 
 def describe_lineage(node: LineageNode) -> Dict[str, Any]:
+  """An artifact and, recursively, the inputs it was made from (`lineage --json`).
+
+  Args:
+    node: the artifact's node of the lineage graph.
+
+  Returns:
+    describe_artifact's fields, its execution's facts and `inputs`: {key: [nodes]}.
+  """
   return {**describe_artifact(node.artifact),
           'execution': execution_facts(node.artifact),
           'inputs': {key: [describe_lineage(n) for n in nodes]
@@ -129,7 +161,17 @@ def _thresholds(evaluation_uri: str) -> List[str]:
 
 def describe_evaluation(store: RunStore, run: RunRecord,
                         max_slices: Optional[int] = None) -> Dict[str, Any]:
-  """The run's metrics, blessing decision with its reason, and the anomalies found."""
+  """The run's evaluation (what `evaluation` prints).
+
+  Args:
+    store: the store the run is in.
+    run: the run.
+    max_slices: at most this many slices besides the overall one; None: all.
+
+  Returns:
+    Its metrics overall and per slice, the blessing decision with its reason, and the
+    anomalies found, JSON-ready.
+  """
   evaluation = store.output(run, 'Evaluator', 'evaluation')
   blessing = store.output(run, 'Evaluator', 'blessing')
   anomalies = store.output(run, 'ExampleValidator', 'anomalies')

@@ -248,8 +248,8 @@ def test_unhashed_ids_must_be_ints():
   assert _error(_mutated(edit)).key == 'features.userId.hash'
 
 
-def _write(tmp_path, text):
-  path = tmp_path / 'run.yaml'
+def _write(tmp_path, text, name='run.yaml'):
+  path = tmp_path / name
   path.write_text(text)
   return str(path)
 
@@ -526,3 +526,46 @@ def test_tuned_values_replace_the_options_and_the_best_epoch_count_the_epochs():
   assert training.steps == 100 and training.epochs is None
   with pytest.raises(ValueError, match='not tunable: tpu'):
     options_lib.with_hyperparameters(config.model_inputs, config.training, {'tpu': 'x'})
+
+
+@pytest.mark.parametrize('text, message', [
+    ('training:\n  epochs: 3\n  batch_size: 64\n  epochs: 4\n',
+     'training.epochs: duplicate key (lines 2 and 4); give it once'),
+    ('training: {epochs: 3}\ndataset: {}\ntraining: {epochs: 4}\n',
+     'training: duplicate key (lines 1 and 3); give it once'),
+    ('features:\n  - {a: 1, a: 2}\n', 'features[0].a: duplicate key (twice on line 2)'),
+])
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, text, message):
+  """YAML 1.2 says keys are unique; PyYAML would keep the last and drop the first."""
+  path = _write(tmp_path, text)
+  with pytest.raises(config_lib.ConfigError) as caught:
+    config_lib.load_config(path)
+  assert str(caught.value).startswith(f'{path}: {message}')
+
+
+def test_a_key_given_twice_in_an_extended_config_or_a_set_value_is_refused(tmp_path):
+  base = _write(tmp_path, 'training:\n  epochs: 3\n  epochs: 4\n', name='base.yaml')
+  path = _write(tmp_path, 'extends: base.yaml\n')
+  with pytest.raises(config_lib.ConfigError) as caught:
+    config_lib.load_config(path)
+  assert str(caught.value).startswith(f'{base}: training.epochs: duplicate key')
+  with pytest.raises(config_lib.ConfigError) as caught:
+    config_lib.load_config(SAMPLE_CONFIG, ['training={epochs: 1, epochs: 2}'])
+  assert str(caught.value).startswith(
+      f'{SAMPLE_CONFIG}: --set training.epochs: duplicate key (twice on line 1)')
+
+
+def test_the_runner_refuses_a_duplicate_key_in_one_line(tmp_path):
+  with open(SAMPLE_CONFIG) as f:
+    sample = f.read()
+  first = next(i for i, line in enumerate(sample.splitlines(), 1)
+               if line.startswith('pipeline_name:'))
+  path = _write(tmp_path, sample + 'pipeline_name: other\n')
+  result = subprocess.run([sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'),
+                           '--config', path, '--output-root', str(tmp_path / 'out')],
+                          capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines() == [
+      f'local_runner.py: {path}: pipeline_name: duplicate key (lines {first} and '
+      f'{len(sample.splitlines()) + 1}); give it once']
+  assert not (tmp_path / 'out').exists()

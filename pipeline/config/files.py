@@ -2,12 +2,46 @@
 config it `extends` underneath and the command line's `--set key=value` on top."""
 
 import os
-from typing import Any, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import yaml
 
 from pipeline import paths
 from pipeline.config.errors import ConfigError, describe_value
+
+
+def _check_unique_keys(node: yaml.Node, source: str, key_path: str = '') -> None:
+  """Refuses a mapping that gives a key twice: YAML 1.2 says keys are unique, and
+  PyYAML would keep the last one silently, dropping what the first one set."""
+  if isinstance(node, yaml.MappingNode):
+    first_line: Dict[Any, int] = {}
+    for key_node, value_node in node.value:
+      key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+      dotted = f'{key_path}.{key}' if key_path else str(key)
+      if key is not None:
+        line = key_node.start_mark.line + 1
+        if key in first_line:
+          where = (f'twice on line {line}' if first_line[key] == line
+                   else f'lines {first_line[key]} and {line}')
+          raise ConfigError(source, dotted, f'duplicate key ({where}); give it once')
+        first_line[key] = line
+      _check_unique_keys(value_node, source, dotted)
+  elif isinstance(node, yaml.SequenceNode):
+    for index, item in enumerate(node.value):
+      _check_unique_keys(item, source, f'{key_path}[{index}]')
+
+
+def load_yaml(text: str, source: str, key: str = '<yaml>',
+              invalid: str = 'is not valid YAML') -> Any:
+  """A YAML document, safely (no !!python/... tags: a config can never run code) and
+  with every mapping's keys unique; ConfigError naming `source` and `key` otherwise."""
+  try:
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None:
+      _check_unique_keys(node, source, '' if key == '<yaml>' else key)
+    return yaml.safe_load(text)
+  except yaml.YAMLError as e:
+    raise ConfigError(source, key, f'{invalid}: {e}') from None
 
 
 def _read_yaml(path: str) -> Any:
@@ -16,11 +50,7 @@ def _read_yaml(path: str) -> Any:
       text = f.read()
   except OSError as e:
     raise ConfigError(path, '<file>', f'cannot be read: {e.strerror}') from None
-  try:
-    # safe_load refuses !!python/... tags, so a config can never run code.
-    return yaml.safe_load(text)
-  except yaml.YAMLError as e:
-    raise ConfigError(path, '<yaml>', f'is not valid YAML: {e}') from None
+  return load_yaml(text, path)
 
 
 def _merged(base: Any, override: Any) -> Any:
@@ -73,10 +103,7 @@ def apply_overrides(data: Any, overrides: Sequence[str], source: str) -> Any:
     if not equals or not all(parts):
       raise ConfigError(source, f'--set {override}', 'must look like key.path=value, e.g. '
                         'training.epochs=3')
-    try:
-      value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-      raise ConfigError(source, f'--set {key}', f'is not a YAML value: {e}') from None
+    value = load_yaml(text, source, f'--set {key}', invalid='is not a YAML value')
     mapping = data
     for depth, part in enumerate(parts[:-1]):
       child = mapping.get(part)

@@ -178,3 +178,23 @@ def test_a_wrong_mysql_password_is_one_line_before_anything_runs(mariadb, tmp_pa
   assert inspected.returncode == 1
   error, = inspected.stderr.splitlines()
   assert 'is not a readable ML Metadata store' in error and 'MLMD_MYSQL_PASSWORD' in error
+
+
+@pytest.mark.parametrize('make_store, problem', [
+    (lambda path: path.write_bytes(b'hello, not a database\n'),
+     'not an ML Metadata store (the file is not a SQLite database)'),
+    (lambda path: path.mkdir(), 'the ML Metadata store is not a file'),
+])
+def test_a_store_that_is_not_a_database_is_one_line_and_left_untouched(tmp_path, make_store,
+                                                                       problem):
+  output_root = tmp_path / 'out'
+  output_root.mkdir()
+  store = output_root / 'metadata.sqlite'
+  make_store(store)
+  before = store.read_bytes() if store.is_file() else None
+  result = console.run('--output-root', str(output_root))
+  assert result.returncode == 2
+  assert result.stderr.splitlines() == [
+      f'local_runner.py: {store}: {problem}; move it away, or give another --output-root']
+  assert (store.read_bytes() if store.is_file() else None) == before
+  assert sorted(os.listdir(output_root)) == ['metadata.sqlite']

@@ -58,10 +58,36 @@ def open_store(connection: metadata_store_pb2.ConnectionConfig):
     return metadata_store.MetadataStore(connection)
 
 
+_SQLITE_HEADER = b'SQLite format 3\x00'
+
+
+def _check_sqlite_file(path: str) -> None:
+  """A SQLite store that is there must be a SQLite database this process may write;
+  one that is not there yet is created by the run. The file is only read."""
+  fix = 'move it away, or give another --output-root'
+  if not os.path.exists(path):
+    return
+  if not os.path.isfile(path):
+    raise ValueError(f'{path}: the ML Metadata store is not a file; {fix}')
+  try:
+    with open(path, 'rb') as f:
+      header = f.read(len(_SQLITE_HEADER))
+  except OSError as e:
+    raise ValueError(f'{path}: cannot read the ML Metadata store ({e.strerror}); {fix}') from None
+  # An empty file is what SQLite creates before its first write: a store to fill.
+  if header and header != _SQLITE_HEADER:
+    raise ValueError(f'{path}: not an ML Metadata store (the file is not a SQLite '
+                     f'database); {fix}')
+  if not os.access(path, os.W_OK) or not os.access(os.path.dirname(path) or '.', os.W_OK):
+    raise ValueError(f'{path}: the ML Metadata store is not writable here; {fix}')
+
+
 def check_reachable(connection: metadata_store_pb2.ConnectionConfig) -> None:
-  """Connects once (creating the MySQL database if it is absent), so that a wrong host
-  or password fails before the first component, in one line; raises ValueError."""
+  """Before the first component, in one line (ValueError): a MySQL server is connected
+  to once (creating the database if it is absent), so that a wrong host or password
+  fails now; a SQLite store's file is checked to be a database this run can write."""
   if not connection.HasField('mysql'):
+    _check_sqlite_file(connection.sqlite.filename_uri)
     return
   from ml_metadata import errors  # pylint: disable=g-import-not-at-top
   try:

@@ -5,7 +5,9 @@ that does not fit."""
 import gzip
 import os
 import shutil
+import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
@@ -27,6 +29,20 @@ def _generate(executor, input_base, pattern, output, columns=None, delimiter=','
               splits=None, time_split=None):
   """Runs an ExampleGen executor as the component does: {split: sorted records}."""
   splits = splits or {'train': 4, 'eval': 1}
+  _run_executor(executor, input_base, pattern, output, columns, delimiter, splits,
+                time_split)
+  records = {}
+  for split in splits:
+    files = tf.io.gfile.glob(os.path.join(output, f'Split-{split}', '*'))
+    # Compared as protos: TFX writes features in header order, this module in name order.
+    records[split] = sorted(
+        tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+        for r in tf.data.TFRecordDataset(files, compression_type='GZIP'))
+  return records
+
+
+def _run_executor(executor, input_base, pattern, output, columns, delimiter, splits,
+                  time_split=None):
   examples = standard_artifacts.Examples()
   examples.uri = str(output)
   properties = {
@@ -42,14 +58,6 @@ def _generate(executor, input_base, pattern, output, columns=None, delimiter=','
     properties['custom_config'] = proto_utils.proto_to_json(
         settings.pack(columns, delimiter, time_split, code_fingerprint='test'))
   executor.Do({}, {'examples': [examples]}, properties)
-  records = {}
-  for split in splits:
-    files = tf.io.gfile.glob(os.path.join(output, f'Split-{split}', '*'))
-    # Compared as protos: TFX writes features in header order, this module in name order.
-    records[split] = sorted(
-        tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
-        for r in tf.data.TFRecordDataset(files, compression_type='GZIP'))
-  return records
 
 
 def _ours(tmp_path, input_base, pattern, columns=COLUMNS, delimiter=',', **splitting):
@@ -250,3 +258,53 @@ def test_writing_a_range_again_replaces_its_files(tmp_path):
   once = _generate(csv_example_gen.Executor(), data, '*.csv', output, COLUMNS)
   twice = _generate(csv_example_gen.Executor(), data, '*.csv', output, COLUMNS)
   assert twice == once and len(once['train']) + len(once['eval']) == 6000
+
+
+@pytest.fixture(scope='module')
+def million_rows(tmp_path_factory):
+  """A generated 1M-row CSV (as `bench/e2e.py` generates): (its lines, header included,
+  and the index of the last line of its first block, and the clean parse's seconds)."""
+  rng = np.random.default_rng(0)
+  count = 1_000_000
+  lines = ['userId,movieId,rating,timestamp\n'] + [
+      f'{u},{m},{r:.1f},{t}\n' for u, m, r, t in zip(
+          rng.integers(1, 6041, count), rng.integers(1, 3953, count),
+          rng.integers(1, 6, count).astype(float), 978_300_000 + np.arange(count))]
+  # The block reader reads BLOCK_BYTES and then the rest of the line it ends in.
+  ends = np.cumsum([len(line) for line in lines])
+  last_of_block = int(np.searchsorted(ends, ends[0] + csv_blocks.BLOCK_BYTES))
+  root = tmp_path_factory.mktemp('million')
+  (root / 'clean').mkdir()
+  (root / 'clean' / 'ratings.csv').write_text(''.join(lines))
+  start = time.perf_counter()
+  _run_executor(csv_example_gen.Executor(), root / 'clean', '*.csv', root / 'clean-out',
+                COLUMNS, ',', {'train': 4, 'eval': 1})
+  return root, lines, last_of_block, time.perf_counter() - start
+
+
+@pytest.mark.parametrize('bad_cell, column, words', [
+    (lambda fields: [fields[0], 'abc', *fields[2:]], 'movieId',
+     "CSV conversion error to int64: invalid value 'abc'"),
+    (lambda fields: fields[:2], None, 'Expected 4 columns, got 2'),
+    (lambda fields: [str(2**63), *fields[1:]], 'userId',
+     f"CSV conversion error to int64: invalid value '{2**63}'"),
+])
+def test_a_bad_cell_at_the_end_of_a_block_of_a_million_rows_is_found_in_seconds(
+    million_rows, tmp_path, bad_cell, column, words):
+  """Found by cutting the failed block in halves, not by a parse per line (which took
+  minutes for a 6,000-line file and would take hours here)."""
+  root, lines, last_of_block, clean_seconds = million_rows
+  lines = list(lines)
+  lines[last_of_block] = ','.join(bad_cell(lines[last_of_block].rstrip('\n').split(','))) + '\n'
+  (tmp_path / 'data').mkdir()
+  (tmp_path / 'data' / 'ratings.csv').write_text(''.join(lines))
+  start = time.perf_counter()
+  with pytest.raises(csv_blocks.CsvRowError) as raised:
+    _run_executor(csv_example_gen.Executor(), tmp_path / 'data', '*.csv', tmp_path / 'out',
+                  COLUMNS, ',', {'train': 4, 'eval': 1})
+  seconds = time.perf_counter() - start
+  where = f'{tmp_path / "data" / "ratings.csv"}: line {last_of_block + 1}'
+  if column:
+    where += f': column {column}'
+  assert str(raised.value).startswith(f'{where}: {words}'), str(raised.value)
+  assert seconds <= clean_seconds + 5, (seconds, clean_seconds)

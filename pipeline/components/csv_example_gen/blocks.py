@@ -12,7 +12,7 @@ test. No TFX and no TensorFlow here.
 import hashlib
 import io
 import re
-from typing import Iterator, List, Mapping, NamedTuple, Sequence, Tuple
+from typing import Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -98,12 +98,13 @@ def line_number(path: str, offset: int) -> int:
 
 
 def parse_block(block: bytes, header: Sequence[str], columns: Mapping[str, str],
-                delimiter: str) -> pa.Table:
+                delimiter: str, use_threads: bool = True) -> pa.Table:
   """The configured columns of a block of lines, typed; raises pyarrow.ArrowInvalid."""
   return arrow_csv.read_csv(
       io.BytesIO(block),
       read_options=arrow_csv.ReadOptions(column_names=list(header),
-                                         block_size=max(len(block), 1 << 20)),
+                                         block_size=max(len(block), 1 << 20),
+                                         use_threads=use_threads),
       parse_options=arrow_csv.ParseOptions(delimiter=delimiter),
       convert_options=arrow_csv.ConvertOptions(
           column_types={name: ARROW_TYPES[kind] for name, kind in columns.items()},
@@ -114,29 +115,49 @@ def parse_block(block: bytes, header: Sequence[str], columns: Mapping[str, str],
 
 def row_error(block: bytes, first_line: int, path: str, header: Sequence[str],
               columns: Mapping[str, str], delimiter: str) -> CsvRowError:
-  """The error of a block Arrow refused, at the line and column it is about.
+  """The error of a block Arrow refused, at the first line and the column it is about.
 
-  Arrow names the column but not always the row; the block's lines are parsed one by
-  one to find it (only once a block has failed). `first_line` is the 1-based line number
-  of the block's first line in the file.
+  Arrow names the column but not always the row. A line's error does not depend on the
+  other lines, so the block is cut in halves and the first half that fails is cut again,
+  down to one line: about log2(lines) parses of ever smaller parts, single-threaded
+  (Arrow's thread pool costs more than a small part's parse). `first_line` is the
+  1-based line number of the block's first line in the file.
   """
-  for index, line in enumerate(block.splitlines(keepends=True)):
-    if not line.strip():
-      continue
+  lines = block.splitlines(keepends=True)
+
+  def fails(start: int, stop: int) -> Optional[pa.ArrowInvalid]:
+    part = b''.join(line for line in lines[start:stop] if line.strip())
+    if not part:
+      return None
     try:
-      parse_block(line, header, columns, delimiter)
+      parse_block(part, header, columns, delimiter, use_threads=False)
     except pa.ArrowInvalid as e:
-      message = str(e).strip().splitlines()[0]
-      column = _COLUMN.match(message)
-      where = f'{path}: line {first_line + index}'
-      if column and int(column.group(1)) < len(header):
-        where += f': column {header[int(column.group(1))]}'
-      detail = _COLUMN.sub('', message).replace('CSV parse error: ', '')
-      return CsvRowError(f'{where}: {detail}')
-  return CsvRowError(f'{path}: lines from {first_line}: cannot be read as CSV')
+      return e
+    return None
+
+  start, stop = 0, len(lines)
+  # Invariant: lines[start:stop] holds the first line that fails.
+  while stop - start > 1:
+    middle = (start + stop) // 2
+    if fails(start, middle) is not None:
+      stop = middle
+    else:
+      start = middle
+  error = fails(start, stop)
+  if error is None:
+    return CsvRowError(f'{path}: lines from {first_line}: cannot be read as CSV')
+  message = str(error).strip().splitlines()[0]
+  column = _COLUMN.match(message)
+  where = f'{path}: line {first_line + start}'
+  if column and int(column.group(1)) < len(header):
+    where += f': column {header[int(column.group(1))]}'
+  # Arrow's own row number counts within the part parsed last: the line says where.
+  detail = _ROW.sub('', _COLUMN.sub('', message).replace('CSV parse error: ', ''))
+  return CsvRowError(f'{where}: {detail}')
 
 
 _COLUMN = re.compile(r'^In CSV column #(\d+): ')
+_ROW = re.compile(r'^Row #\d+: ')
 
 
 def _encoded_fields(values: pa.Array, name: str) -> pa.Array:

@@ -2,10 +2,12 @@
 same splits), with the config's types, and names the file, line and column of a cell
 that does not fit."""
 
+import bz2
 import gzip
 import os
 import shutil
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -308,3 +310,32 @@ def test_a_bad_cell_at_the_end_of_a_block_of_a_million_rows_is_found_in_seconds(
     where += f': column {column}'
   assert str(raised.value).startswith(f'{where}: {words}'), str(raised.value)
   assert seconds <= clean_seconds + 5, (seconds, clean_seconds)
+
+
+def _compressed_cuts(tmp_path):
+  """The sample's rows gzipped and cut: inside the data, right after a line end (a
+  flush there, then nothing), inside the gzip trailer; and bz2 cut in its data."""
+  with open(SAMPLE, 'rb') as f:
+    text = f.read()
+  whole = gzip.compress(text)
+  half = text[:text.index(b'\n', len(text) // 2) + 1]
+  flushed = zlib.compressobj(wbits=31)
+  at_line_end = flushed.compress(half) + flushed.flush(zlib.Z_FULL_FLUSH)
+  return {
+      'inside-the-data.csv.gz': whole[:len(whole) // 2],
+      'at-a-line-end.csv.gz': at_line_end,
+      'in-the-trailer.csv.gz': whole[:-3],
+      'inside-the-data.csv.bz2': bz2.compress(text)[:len(bz2.compress(text)) // 2],
+  }
+
+
+@pytest.mark.parametrize('name', ['inside-the-data.csv.gz', 'at-a-line-end.csv.gz',
+                                  'in-the-trailer.csv.gz', 'inside-the-data.csv.bz2'])
+def test_a_truncated_compressed_file_stops_the_run_naming_it(tmp_path, name):
+  data = tmp_path / 'data'
+  data.mkdir()
+  shutil.copy(SAMPLE, data / 'a-good-one.csv')
+  (data / name).write_bytes(_compressed_cuts(tmp_path)[name])
+  with pytest.raises(input_files.CorruptInputError,
+                     match=rf'{data / name}: truncated or corrupt compressed file'):
+    _ours(tmp_path, data, '*.csv*')

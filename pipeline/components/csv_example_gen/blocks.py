@@ -22,6 +22,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from tfx_bsl.coders import example_coder
 
+from pipeline.components.csv_example_gen import input_files
+
 # The config's column types as Arrow reads them. Floats are parsed as doubles and stored
 # as float32, as Python's float() and tf.train.FloatList do.
 ARROW_TYPES = {'int': pa.int64(), 'float': pa.float64(), 'string': pa.binary()}
@@ -66,7 +68,7 @@ def read_blocks(file_range: FileRange) -> Iterator[Tuple[int, bytes]]:
   miss none. Quoted fields may not span lines.
   """
   path, start, end = file_range
-  with FileSystems.open(path) as f:  # decompresses by file name
+  with input_files.open_input(path) as f:  # decompresses by file name
     if start == 0:
       f.readline()  # the header
     else:
@@ -87,7 +89,7 @@ def read_blocks(file_range: FileRange) -> Iterator[Tuple[int, bytes]]:
 def line_number(path: str, offset: int) -> int:
   """The 1-based number of the line starting at byte `offset` of the file."""
   newlines = 0
-  with FileSystems.open(path) as f:
+  with input_files.open_input(path) as f:
     while offset > 0:
       chunk = f.read(min(offset, 1 << 24))
       if not chunk:

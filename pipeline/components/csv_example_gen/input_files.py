@@ -1,20 +1,51 @@
-"""The input CSV files' headers, read before anything heavy starts (no TensorFlow)."""
+"""Opening the input files, and their headers, read before anything heavy starts (no
+TensorFlow)."""
 
-from typing import Iterable, List
+import bz2
+import contextlib
+import gzip
+import lzma
+from typing import BinaryIO, Iterable, Iterator, List
+
+# Compressions read with Python's own readers, which check the end of the stream (and
+# gzip's CRC and length): Beam's reader stops silently where a truncated file ends.
+_CHECKED_READERS = {'.gz': lambda raw: gzip.GzipFile(fileobj=raw, mode='rb'),
+                    '.bz2': bz2.BZ2File, '.xz': lzma.LZMAFile, '.lzma': lzma.LZMAFile}
+
+
+class CorruptInputError(ValueError):
+  """A compressed input file that ends early or does not decompress."""
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+  """The file's bytes, decompressed by its name's extension; local or on Cloud Storage
+  (Beam's file systems). Reading a truncated or corrupt .gz, .bz2 or .xz file raises
+  CorruptInputError naming it."""
+  from apache_beam.io.filesystems import CompressionTypes, FileSystems  # pylint: disable=g-import-not-at-top
+  reader = next((r for suffix, r in _CHECKED_READERS.items() if path.endswith(suffix)), None)
+  if reader is None:
+    with FileSystems.open(path) as f:
+      yield f
+    return
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+    with reader(raw) as f:
+      try:
+        yield f
+      except (EOFError, OSError, lzma.LZMAError) as e:
+        raise CorruptInputError(f'{path}: truncated or corrupt compressed file ({e}); '
+                                'compress it again, or replace it') from None
 
 
 def read_header(path: str, delimiter: str = ',') -> List[str]:
   """The column names of a CSV file, plain or compressed, local or on Cloud Storage."""
-  # Beam's file systems detect compression from the name and read gs:// too.
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
-  with FileSystems.open(path) as f:
+  with open_input(path) as f:
     return f.readline().decode('utf-8').strip().split(delimiter)
 
 
 def has_data_row(path: str) -> bool:
   """Whether the file holds a non-blank line below its header."""
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
-  with FileSystems.open(path) as f:
+  with open_input(path) as f:
     f.readline()
     return any(line.strip() for line in iter(f.readline, b''))
 

@@ -84,11 +84,16 @@ def root_cause(error: BaseException) -> str:
   return message if len(message) <= 300 else message[:297] + '...'
 
 
+class Interrupted(Exception):
+  """Ctrl-C during a run; the message says during which component."""
+
+
 def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bool,
                       console: TextIO) -> Optional[Tuple[str, List[str]]]:
   """Runs the pipeline with a line per component on `console`; returns None when it
   finished, else the line that says which component failed and why, and the lines
-  that detail it (each anomaly, when the data failed validation)."""
+  that detail it (each anomaly, when the data failed validation). Raises Interrupted
+  on Ctrl-C."""
   def open_store() -> run_store.RunStore:
     if connection.HasField('mysql'):
       return run_store.RunStore(connection, config.pipeline_name)
@@ -99,6 +104,9 @@ def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bo
   logging.getLogger().addHandler(progress)
   try:
     run(config, enable_cache=enable_cache, connection=connection)
+  except KeyboardInterrupt:
+    logging.exception('Interrupted')  # where it was, into the log
+    raise Interrupted(progress.interrupted()) from None
   except Exception as e:  # pylint: disable=broad-except
     logging.exception('The pipeline failed')  # the whole traceback, into the log
     where = progress.failed() or 'the pipeline failed'
@@ -167,18 +175,23 @@ def _run(args: argparse.Namespace, config: config_lib.RunConfig, connection) -> 
   # TensorFlow silences absl around some calls and then restores absl's verbosity flag,
   # which is WARNING unless set: TFX's INFO records (the progress lines) would stop.
   absl_logging.set_verbosity(absl_logging.INFO)
-  if args.verbose:
-    failure = run_with_progress(config, connection, not args.no_cache, sys.stdout)
-  else:
-    with run_log.output_to(log) as console:
-      failure = run_with_progress(config, connection, not args.no_cache, console)
-    # TensorFlow functions still alive at exit (Transform's analyzers leave some) print
-    # tracebacks when the interpreter's teardown frees them: into the log, not after
-    # the last line for people.
-    atexit.register(run_log.send_stderr_to, log)
+  log_note = '' if args.verbose else f' (full log: {_short(log)})'
+  try:
+    if args.verbose:
+      failure = run_with_progress(config, connection, not args.no_cache, sys.stdout)
+    else:
+      # TensorFlow functions still alive at exit (Transform's analyzers leave some)
+      # print tracebacks when the interpreter's teardown frees them: into the log, not
+      # after the last line for people.
+      atexit.register(run_log.send_stderr_to, log)
+      with run_log.output_to(log) as console:
+        failure = run_with_progress(config, connection, not args.no_cache, console)
+  except Interrupted as e:
+    print(f'local_runner.py: {e}; the next run resumes from the cached components'
+          f'{log_note}', file=sys.stderr)
+    return 130
   if failure:
     message, details = failure
-    log_note = '' if args.verbose else f' (full log: {_short(log)})'
     print(f'local_runner.py: {message}{log_note}', file=sys.stderr)
     for line in details:
       print(f'  {line}', file=sys.stderr)

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from typing import Callable, Dict, List, Optional, TextIO
+from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
 from contract.names import ALREADY_PUSHED_KEY
 from inspection import artifact_contents
@@ -229,10 +229,21 @@ class RunProgress(logging.Handler):
     return execution, headline(self._store, execution) if execution else ''
 
   def failed(self) -> str:
-    """The line for the component that was running when the run failed."""
+    """`<component> failed after <seconds>`, for the component that was running when
+    the run failed ('' between components)."""
+    running = self._stop()
+    return f'{running[0]} failed after {running[1]:.1f}s' if running else ''
+
+  def interrupted(self) -> str:
+    """`interrupted during <component> after <seconds>` (or just `interrupted`)."""
+    running = self._stop()
+    return (f'interrupted during {running[0]} after {running[1]:.1f}s' if running
+            else 'interrupted')
+
+  def _stop(self) -> Optional[Tuple[str, float]]:
+    """The running component and its seconds so far; clears its line on a terminal."""
     if self.component is None:
-      return ''
-    took = time.monotonic() - self._started
+      return None
     if self._in_place:
       self._console.write('\r\033[K')
-    return f'{self.component} failed after {took:.1f}s'
+    return self.component, time.monotonic() - self._started

@@ -4,9 +4,11 @@ Metadata on a real MySQL-compatible server."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -198,3 +200,29 @@ def test_a_store_that_is_not_a_database_is_one_line_and_left_untouched(tmp_path,
       f'local_runner.py: {store}: {problem}; move it away, or give another --output-root']
   assert (store.read_bytes() if store.is_file() else None) == before
   assert sorted(os.listdir(output_root)) == ['metadata.sqlite']
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_exit_130_and_the_execution_shows_interrupted(tmp_path):
+  output_root = tmp_path / 'out'
+  runner = subprocess.Popen([sys.executable, console.LOCAL_RUNNER, '--output-root',
+                             str(output_root)], cwd=PROJECT_DIR, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  try:
+    for line in runner.stdout:
+      if line.startswith('  StatisticsGen') and line.rstrip().endswith('...'):
+        time.sleep(1)  # its execution registered in ML Metadata, its Beam job going
+        runner.send_signal(signal.SIGINT)
+        break
+    _, stderr = runner.communicate(timeout=120)
+  finally:
+    runner.kill()
+  assert runner.returncode == 130
+  error, = stderr.splitlines()
+  assert re.fullmatch(r'local_runner\.py: interrupted during StatisticsGen after \d+\.\ds; '
+                      r'the next run resumes from the cached components \(full log: .*\)',
+                      error), error
+  assert not (output_root / 'serving').exists()
+  runs = console.run('runs', '--store', str(output_root / 'metadata.sqlite'),
+                     module='inspection')
+  assert re.search(r'^StatisticsGen +\d+ +INTERRUPTED', runs.stdout, re.MULTILINE), runs.stdout

@@ -3,6 +3,7 @@ same splits), with the config's types, and names the file, line and column of a 
 that does not fit."""
 
 import bz2
+import codecs
 import gzip
 import os
 import shutil
@@ -339,3 +340,41 @@ def test_a_truncated_compressed_file_stops_the_run_naming_it(tmp_path, name):
   with pytest.raises(input_files.CorruptInputError,
                      match=rf'{data / name}: truncated or corrupt compressed file'):
     _ours(tmp_path, data, '*.csv*')
+
+
+@pytest.mark.parametrize('name, encode', [
+    ('utf-8 byte order mark', lambda text: codecs.BOM_UTF8 + text.encode()),
+    ('windows line ends', lambda text: text.replace('\n', '\r\n').encode()),
+    ('both, and spaces around the names', lambda text: codecs.BOM_UTF8 + text.replace(
+        'userId,movieId', ' userId , movieId').replace('\n', '\r\n').encode()),
+])
+def test_a_file_as_spreadsheet_programs_write_it_gives_the_same_examples(tmp_path, name,
+                                                                         encode):
+  del name
+  with open(SAMPLE) as f:
+    text = f.read()
+  (tmp_path / 'plain').mkdir()
+  (tmp_path / 'plain' / 'ratings.csv').write_text(text)
+  (tmp_path / 'exported').mkdir()
+  (tmp_path / 'exported' / 'ratings.csv').write_bytes(encode(text))
+  assert (_ours(tmp_path, tmp_path / 'exported', '*.csv')
+          == _ours(tmp_path, tmp_path / 'plain', '*.csv'))
+
+
+@pytest.mark.parametrize('content, message', [
+    ('userId,movie\u200bId,rating\n1,2,3\n'.encode(),
+     "lacks the configured column(s) movieId (its names hold invisible characters: "
+     "U+200B ZERO WIDTH SPACE; remove them)"),
+    ('userId,movieId,rating\n1,2,3\n'.encode('utf-16'),
+     'is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8 CSV'),
+    ('us\xe9rId,movieId,rating\n1,2,3\n'.encode('latin-1'),
+     'the header is not UTF-8 text (invalid continuation byte at byte 2); save the file '
+     'as UTF-8 CSV'),
+])
+def test_an_invisible_or_foreign_header_is_named(tmp_path, content, message):
+  path = tmp_path / 'ratings.csv'
+  path.write_bytes(content)
+  with pytest.raises(ValueError) as raised:
+    input_files.check_header(str(path), ['userId', 'movieId', 'rating'])
+  assert str(raised.value).startswith(f'{path}: '), str(raised.value)
+  assert str(raised.value).endswith(message), str(raised.value)

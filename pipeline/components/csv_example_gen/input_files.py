@@ -2,9 +2,11 @@
 TensorFlow)."""
 
 import bz2
+import codecs
 import contextlib
 import gzip
 import lzma
+import unicodedata
 from typing import BinaryIO, Iterable, Iterator, List
 
 # Compressions read with Python's own readers, which check the end of the stream (and
@@ -37,10 +39,33 @@ def open_input(path: str) -> Iterator[BinaryIO]:
                                 'compress it again, or replace it') from None
 
 
+_UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def read_header(path: str, delimiter: str = ',') -> List[str]:
-  """The column names of a CSV file, plain or compressed, local or on Cloud Storage."""
+  """The column names of a CSV file, plain or compressed, local or on Cloud Storage.
+
+  Files as spreadsheet programs write them are read as they mean: a UTF-8 byte order
+  mark, Windows line ends and spaces around a name are not part of the names. A UTF-16
+  file, or a header that is not UTF-8, is refused with ValueError saying so.
+  """
   with open_input(path) as f:
-    return f.readline().decode('utf-8').strip().split(delimiter)
+    line = f.readline()
+  if line.startswith(_UTF16_MARKS):
+    raise ValueError(f'{path}: is UTF-16 text (it starts with a UTF-16 byte order mark); '
+                     'save it as UTF-8 CSV')
+  try:
+    text = line.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    raise ValueError(f'{path}: the header is not UTF-8 text ({e.reason} at byte '
+                     f'{e.start}); save the file as UTF-8 CSV') from None
+  return [name.strip() for name in text.rstrip('\r\n').split(delimiter)]
+
+
+def _invisible(text: str) -> List[str]:
+  """The characters of `text` a person cannot see, by their Unicode names."""
+  return [f'U+{ord(c):04X} {unicodedata.name(c, "")}'.strip() for c in text
+          if unicodedata.category(c) in ('Cf', 'Cc', 'Zs') and c != ' ']
 
 
 def has_data_row(path: str) -> bool:
@@ -78,6 +103,9 @@ def check_header(path: str, columns: Iterable[str], delimiter: str = ',') -> Lis
       if looks:
         raise ValueError(f'{path}: the header is one column when split on '
                          f'{delimiter!r}; the file looks {looks}')
-    raise ValueError(f'{path}: header {delimiter.join(header)} lacks the configured '
-                     f'column(s) {", ".join(missing)}')
+    hidden = sorted({c for name in header for c in _invisible(name)})
+    note = (f' (its names hold invisible characters: {", ".join(hidden)}; remove them)'
+            if hidden else '')
+    raise ValueError(f'{path}: header {delimiter.join(header)!r} lacks the configured '
+                     f'column(s) {", ".join(missing)}{note}')
   return header

@@ -1,4 +1,4 @@
-"""The Pusher's executor, minus duplicate pushes.
+"""The Pusher's executor: TFX's filesystem push, made atomic and without duplicates.
 
 A rerun with nothing changed reuses the cached Trainer's model, the Evaluator blesses it
 again (against itself, now the latest blessed model), and TFX's Pusher would copy it into
@@ -6,22 +6,26 @@ a new serving version: a byte-identical model that a model server loads as an up
 This executor pushes a blessed model only when it differs from the newest version already
 in the serving directory, and records why when it does not.
 
-TFX's push leaves out every file named saved_model.pb but the model's own (copied last:
-a model server takes it as the sign that the version is complete), so a SavedModel
-inside the model's folder (the ScaNN index, modules/serving/retrieval.py) arrives without its
-graph; this executor copies those right after.
+A version appears whole or not at all: the model (nested SavedModels such as the ScaNN
+index included) is copied under a name a model server ignores (`.incomplete-<version>`;
+TF Serving loads only numbered folders) and renamed to its version number once complete.
+A push killed half-way leaves only such a folder, which the next push removes. (On
+Cloud Storage a rename is a copy: the version is still only named once complete.)
 """
 
 import hashlib
 import logging
 import os
+import time
 from typing import Any, Dict, List, Optional
 
 from tfx import types
 from tfx.components.pusher import executor as tfx_pusher
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
+from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
 from contract.names import ALREADY_PUSHED_KEY
@@ -45,45 +49,80 @@ def model_fingerprint(model_dir: str) -> Optional[str]:
   return digest.hexdigest() if found else None
 
 
+INCOMPLETE_PREFIX = '.incomplete-'
+
+
 def newest_version(base_directory: str) -> Optional[str]:
-  """The newest numbered version under a serving directory, as TF Serving picks it."""
+  """The newest complete numbered version under a serving directory, as TF Serving
+  picks it (a numbered folder without its saved_model.pb is not one)."""
   if not fileio.exists(base_directory):
     return None
   versions = [name.rstrip('/') for name in fileio.listdir(base_directory)
-              if name.rstrip('/').isdigit()]
+              if name.rstrip('/').isdigit() and fileio.exists(
+                  os.path.join(base_directory, name.rstrip('/'), 'saved_model.pb'))]
   if not versions:
     return None
   return os.path.join(base_directory, max(versions, key=int))
 
 
+def remove_incomplete_pushes(base_directory: str) -> List[str]:
+  """Removes what pushes killed half-way left (never a numbered version); their paths."""
+  if not fileio.exists(base_directory):
+    return []
+  removed = []
+  for name in fileio.listdir(base_directory):
+    if name.rstrip('/').startswith(INCOMPLETE_PREFIX):
+      path = os.path.join(base_directory, name.rstrip('/'))
+      fileio.rmtree(path)
+      logging.warning('Removed %s, left by a push that did not finish.', path)
+      removed.append(path)
+  return removed
+
+
+def push_atomically(model_path: str, base_directory: str) -> str:
+  """Copies the SavedModel at `model_path` into a new version under `base_directory`,
+  named only once complete; the version's path. Versions are Unix seconds, and always
+  above the newest one there."""
+  newest = newest_version(base_directory)
+  version = int(time.time())
+  if newest is not None:
+    version = max(version, int(os.path.basename(newest)) + 1)
+  staging = os.path.join(base_directory, f'{INCOMPLETE_PREFIX}{version}')
+  serving_path = os.path.join(base_directory, str(version))
+  io_utils.copy_dir(model_path, staging)
+  fileio.rename(staging, serving_path)
+  return serving_path
+
+
 class Executor(tfx_pusher.Executor):
-  """TFX's filesystem push, skipped when the serving directory already serves this model."""
+  """The filesystem push: skipped when the serving directory already serves this model,
+  and atomic when it happens."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    if self.CheckBlessing(input_dict):
-      destination = pusher_pb2.PushDestination()
-      proto_utils.json_to_proto(
-          exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
-      newest = newest_version(destination.filesystem.base_directory)
-      candidate = model_fingerprint(self.GetModelPath(input_dict))
-      if newest and candidate and model_fingerprint(newest) == candidate:
-        model_push = output_dict[standard_component_specs.PUSHED_MODEL_KEY][0]
-        self._MarkNotPushed(model_push)
-        model_push.set_string_custom_property(ALREADY_PUSHED_KEY, newest)
-        logging.info('Not pushed: %s already serves this model.', newest)
-        return
-    self._model_path = self.GetModelPath(input_dict)
-    super().Do(input_dict, output_dict, exec_properties)
-
-  def _MarkPushed(self, model_push: types.Artifact, pushed_destination: str,
-                  pushed_version: Optional[str] = None) -> None:
-    # Called once the model is in pushed_destination.
-    for inner_dir, _, files in fileio.walk(self._model_path):
-      if 'saved_model.pb' in files and inner_dir.rstrip('/') != self._model_path.rstrip('/'):
-        relative = os.path.relpath(inner_dir, self._model_path)
-        fileio.copy(os.path.join(inner_dir, 'saved_model.pb'),
-                    os.path.join(pushed_destination, relative, 'saved_model.pb'),
-                    overwrite=True)
-    super()._MarkPushed(model_push, pushed_destination, pushed_version)
+    self._log_startup(input_dict, output_dict, exec_properties)
+    model_push = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(model_push)
+      return
+    destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+    base_directory = destination.filesystem.base_directory
+    remove_incomplete_pushes(base_directory)
+    model_path = self.GetModelPath(input_dict)
+    newest = newest_version(base_directory)
+    candidate = model_fingerprint(model_path)
+    if newest and candidate and model_fingerprint(newest) == candidate:
+      self._MarkNotPushed(model_push)
+      model_push.set_string_custom_property(ALREADY_PUSHED_KEY, newest)
+      logging.info('Not pushed: %s already serves this model.', newest)
+      return
+    serving_path = push_atomically(model_path, base_directory)
+    # The PushedModel artifact archives the model, as TFX's Pusher does.
+    io_utils.copy_dir(model_path, model_push.uri)
+    self._MarkPushed(model_push, pushed_destination=serving_path,
+                     pushed_version=os.path.basename(serving_path))
+    logging.info('Model pushed to %s.', serving_path)

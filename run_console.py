@@ -8,6 +8,7 @@ from what the component recorded in ML Metadata.
 """
 
 import logging
+import math
 import os
 import re
 import time
@@ -124,17 +125,27 @@ def _trainer(execution, outputs) -> str:
   return ' '.join(p for p in parts if p)
 
 
+def _metric(value) -> str:
+  """A metric's value; an AUC of rows of one label class is undefined (NaN, which TFMA
+  may record as the string 'NaN')."""
+  number = float(value)
+  return 'undefined' if math.isnan(number) else f'{number:.4f}'
+
+
 def _evaluator(execution, outputs) -> str:
   blessing = _first(outputs, 'blessing')
   blessed = blessing is not None and blessing.properties.get('blessed') == 1
   contents = artifact_contents.evaluation(_first(outputs, 'evaluation').uri)
   overall = contents['slices'][0]['metrics'] if contents['slices'] else {}
-  auc = f'AUC {overall["auc"]:.4f}, ' if 'auc' in overall else ''
+  auc = ''
+  if 'auc' in overall:
+    value = _metric(overall['auc'])
+    auc = f'AUC {value}{" (one label class)" if value == "undefined" else ""}, '
   if blessed:
     return auc + 'blessed'
   failures = contents['validation']['failures']
-  reason = (f'{failures[0]["metric"]} {failures[0]["value"]:.4f} on {failures[0]["slice"]}'
-            if failures else 'thresholds not met')
+  reason = (f'{failures[0]["metric"]} {_metric(failures[0]["value"])} on '
+            f'{failures[0]["slice"]}' if failures else 'thresholds not met')
   return auc + f'NOT blessed ({reason})'
 
 
@@ -172,8 +183,9 @@ HEADLINES: Dict[str, Callable[[ExecutionRecord, Dict[str, List[ArtifactRecord]]]
 
 
 def headline(store: RunStore, execution: ExecutionRecord) -> str:
-  """The one-phrase result of an execution; '' when there is nothing to say or the
-  artifacts cannot be read (the line is a summary: it must never fail the run)."""
+  """The one-phrase result of an execution; '' when there is nothing to say, and a
+  pointer to the log when its artifacts cannot be read (the line is a summary: it
+  must never fail the run)."""
   describe = HEADLINES.get(execution.component)
   if describe is None:
     return ''
@@ -181,7 +193,7 @@ def headline(store: RunStore, execution: ExecutionRecord) -> str:
     return describe(execution, store.outputs(execution, resolved=True))
   except Exception as e:  # pylint: disable=broad-except
     logging.getLogger(__name__).warning('no headline for %s: %r', execution.component, e)
-    return ''
+    return f'done; its summary could not be read ({type(e).__name__}: see the log)'
 
 
 class RunProgress(logging.Handler):

@@ -135,6 +135,11 @@ def create_pipeline(
       anomalies=example_validator.outputs['anomalies'],
       statistics=statistics_gen.outputs['statistics'],
       on_anomalies=config.validation.on_anomalies,
+      trained_splits=','.join(('train', config.dataset.validation_split)),
+      batch_size=max((config.training.batch_size,)
+                     + tuple((config.tuning and config.tuning.batch_size) or ())),
+      label=json.dumps([config.model_inputs.label.column, config.model_inputs.label.operator,
+                        config.model_inputs.label.threshold]),
       code_fingerprint=code_fingerprint)
   # What every component that loads the model code needs.
   module_config = {

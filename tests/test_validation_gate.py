@@ -1,6 +1,7 @@
 """Validation gates: data that breaks the schema stops the run before Transform, a line per
 anomaly, exit 1, and the inspection tool says why; `on_anomalies: warn` lets it go on."""
 
+import json
 import os
 import re
 import shutil
@@ -31,9 +32,9 @@ def _split_artifact(artifact, root, files):
   return artifact
 
 
-def _gate(tmp_path, found, counts, on_anomalies):
+def _gate(tmp_path, found, counts, on_anomalies, **parameters):
   """Runs the gate's executor on anomalies {split: {feature: text}} and statistics with
-  {split: examples}; returns its verdict artifact."""
+  {split: examples} (or {split: DatasetFeatureStatistics}); returns its verdict."""
   anomalies = {}
   for split, by_feature in found.items():
     proto = anomalies_pb2.Anomalies()
@@ -41,7 +42,8 @@ def _gate(tmp_path, found, counts, on_anomalies):
       proto.anomaly_info[feature].short_description = text
     anomalies[split] = ('SchemaDiff.pb', proto)
   statistics = {split: ('FeatureStats.pb', statistics_pb2.DatasetFeatureStatisticsList(
-      datasets=[statistics_pb2.DatasetFeatureStatistics(num_examples=count)]))
+      datasets=[count if isinstance(count, statistics_pb2.DatasetFeatureStatistics)
+                else statistics_pb2.DatasetFeatureStatistics(num_examples=count)]))
                 for split, count in counts.items()}
   verdict = validation_gate.DataVerdict()
   verdict.uri = str(tmp_path / 'verdict')
@@ -50,7 +52,7 @@ def _gate(tmp_path, found, counts, on_anomalies):
                                              tmp_path / 'anomalies', anomalies)],
                'statistics': [_split_artifact(standard_artifacts.ExampleStatistics(),
                                               tmp_path / 'statistics', statistics)]},
-              {'verdict': [verdict]}, {'on_anomalies': on_anomalies})
+              {'verdict': [verdict]}, {'on_anomalies': on_anomalies, **parameters})
   return verdict
 
 
@@ -113,3 +115,72 @@ def test_a_run_on_data_that_breaks_the_schema_stops_before_transform(tmp_path):
   assert ('stopped by DataValidationGate: the data broke the schema '
           '(validation.on_anomalies: fail)') in inspected.stdout
   assert details[0] in inspected.stdout
+
+
+def test_a_trained_split_smaller_than_a_batch_stops_the_run_whatever_on_anomalies_says(
+    tmp_path):
+  with pytest.raises(anomalies_lib.TooFewRowsError) as raised:
+    _gate(tmp_path, {'train': {}, 'eval': {}, 'test': {}}, {'train': 2, 'eval': 1, 'test': 0},
+          'warn', trained_splits='train,eval', batch_size=64)
+  assert str(raised.value) == (
+      'too few rows to train on: train 2, eval 1, where each split the Trainer reads needs '
+      'one batch of 64 rows; lower the batch size (training.batch_size, '
+      'tuning.batch_size) or give the data more rows')
+  (tmp_path / 'enough').mkdir()
+  verdict = _gate(tmp_path / 'enough', {'train': {}, 'eval': {}}, {'train': 64, 'eval': 64},
+                  'fail', trained_splits='train,eval', batch_size=64)
+  assert verdict.get_int_custom_property('anomalies') == 0
+
+
+def _rating_statistics(low, high):
+  statistics = statistics_pb2.DatasetFeatureStatistics(num_examples=100)
+  feature = statistics.features.add()
+  feature.path.step.append('rating')
+  feature.num_stats.min, feature.num_stats.max = low, high
+  return statistics
+
+
+@pytest.mark.parametrize('operator, threshold, low, high, every_row', [
+    ('>=', 4, 0.5, 3.5, 'negative'), ('>=', 4, 4, 5, 'positive'), ('>=', 4, 1, 5, None),
+    ('>', 4, 1, 4, 'negative'), ('<=', 2, 0.5, 2, 'positive'), ('<', 2, 2, 5, 'negative'),
+    ('==', 5, 1, 4, 'negative'), ('==', 5, 5, 5, 'positive'), ('!=', 5, 1, 4, 'positive'),
+    ('!=', 5, 1, 5, None),
+])
+def test_a_label_of_one_class_is_an_anomaly(tmp_path, operator, threshold, low, high,
+                                            every_row):
+  counts = {'train': _rating_statistics(low, high), 'eval': 20}
+  label = json.dumps(['rating', operator, threshold])
+  if every_row is None:
+    _gate(tmp_path, {'train': {}, 'eval': {}}, counts, 'fail', label=label)
+    return
+  with pytest.raises(anomalies_lib.DataAnomaliesError) as raised:
+    _gate(tmp_path, {'train': {}, 'eval': {}}, counts, 'fail', label=label)
+  assert raised.value.lines == [
+      f'train.rating: the label (rating {operator} {threshold}) is {every_row} in every '
+      f'row (rating from {low:g} to {high:g}): a model cannot learn from one class']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('rows, message', [
+    (lambda rows: rows[:1], r'DataValidationGate failed after \d+\.\ds: TooFewRowsError: '
+     r'too few rows to train on: train 0, eval 1, '),
+    (lambda rows: [r for r in rows if float(r.split(',')[2]) < 4],
+     r'DataValidationGate failed after \d+\.\ds: DataAnomaliesError: 2 data anomalies: '),
+])
+def test_too_little_to_train_on_stops_the_run_before_transform(tmp_path, rows, message):
+  """One row (the train split empty, written as such) and a label of one class: each a
+  line from the gate, exit 1, nothing trained or pushed."""
+  with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
+    header, *lines = f.read().splitlines()
+  data = tmp_path / 'ratings.csv'
+  data.write_text('\n'.join([header] + rows(lines)) + '\n')
+  output_root = tmp_path / 'out'
+  result = subprocess.run(
+      [sys.executable, LOCAL_RUNNER, '--output-root', str(output_root),
+       '--set', f'paths.input={data}'], cwd=PROJECT_DIR, capture_output=True,
+      text=True, timeout=600, check=False)
+  assert result.returncode == 1, result.stderr
+  assert re.match(r'local_runner\.py: ' + message, result.stderr.splitlines()[0]), result.stderr
+  components = RunRecord(str(output_root / 'metadata.sqlite'),
+                         'movielens-sample').executions_by_component()
+  assert 'Transform' not in components and not (output_root / 'serving').exists()

@@ -165,5 +165,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         _ = numbered_ranges | 'WriteRanges' >> beam.ParDo(
             _WriteRange(parse, buckets, split_dirs, time_column),
             time_boundaries=beam.pvalue.AsSingleton(boundaries))
+    for directory in split_dirs:
+      # A split no row went to is an empty file, not no file: StatisticsGen then counts
+      # its 0 examples and the gate says so, instead of failing to find the split.
+      if not fileio.glob(os.path.join(directory, '*')):
+        with tf.io.TFRecordWriter(os.path.join(directory, f'{FILE_PREFIX}-empty.gz'),
+                                  _GZIP_FAST):
+          pass
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')

@@ -66,14 +66,73 @@ def with_empty_splits(found_by_split: Dict[str, Dict[str, str]],
   return found
 
 
+# Whether the condition holds for every value, for none, from the values' [low, high]
+# range (None: the range cannot tell).
+_ALL_POSITIVE = {
+    '>=': lambda low, high, t: low >= t, '>': lambda low, high, t: low > t,
+    '<=': lambda low, high, t: high <= t, '<': lambda low, high, t: high < t,
+    '==': lambda low, high, t: low == high == t, '!=': lambda low, high, t: t < low or t > high,
+}
+_ALL_NEGATIVE = {
+    '>=': lambda low, high, t: high < t, '>': lambda low, high, t: high <= t,
+    '<=': lambda low, high, t: low > t, '<': lambda low, high, t: low >= t,
+    '==': lambda low, high, t: t < low or t > high, '!=': lambda low, high, t: low == high == t,
+}
+
+
+def one_class_labels(statistics_uri: str, column: str, operator: str,
+                     threshold: float) -> Dict[str, Dict[str, str]]:
+  """Per split whose label (`column operator threshold`) has one class only, as its
+  values' range shows: an anomaly of the label column (a model cannot learn from it,
+  and its AUC means nothing)."""
+  found = {}
+  for split, statistics in artifact_files.split_protos(
+      statistics_uri, 'FeatureStats.pb', statistics_pb2.DatasetFeatureStatisticsList).items():
+    for dataset in statistics.datasets:
+      for feature in dataset.features:
+        name = '.'.join(feature.path.step) or feature.name
+        if name != column or not feature.HasField('num_stats') or dataset.num_examples == 0:
+          continue
+        low, high = feature.num_stats.min, feature.num_stats.max
+        for every_row, test in (('positive', _ALL_POSITIVE), ('negative', _ALL_NEGATIVE)):
+          if test[operator](low, high, threshold):
+            found.setdefault(split, {})[column] = (
+                f'the label ({column} {operator} {threshold:g}) is {every_row} in every row '
+                f'({column} from {low:g} to {high:g}): a model cannot learn from one class')
+  return found
+
+
 def lines(found_by_split: Dict[str, Dict[str, str]]) -> List[str]:
   """`split.feature: what is wrong`, one per anomaly."""
   return [f'{split}.{feature}: {text}' for split, found in found_by_split.items()
           for feature, text in sorted(found.items())]
 
 
-def gate_lines(anomalies_uri: Optional[str], statistics_uri: Optional[str]) -> List[str]:
-  """What the validation gate judges by: ExampleValidator's anomalies and the empty
-  splits of StatisticsGen's statistics, a line each (an absent artifact adds none)."""
-  return lines(with_empty_splits(read(anomalies_uri) if anomalies_uri else {},
-                                 example_counts(statistics_uri) if statistics_uri else {}))
+def gate_lines(anomalies_uri: Optional[str], statistics_uri: Optional[str],
+               label: Optional[Sequence] = None) -> List[str]:
+  """What the validation gate judges by: ExampleValidator's anomalies, the empty splits
+  of StatisticsGen's statistics and, given the label's (column, operator, threshold), a
+  split whose label has one class only; a line each (an absent artifact adds none)."""
+  found = with_empty_splits(read(anomalies_uri) if anomalies_uri else {},
+                            example_counts(statistics_uri) if statistics_uri else {})
+  if label and statistics_uri:
+    for split, by_feature in one_class_labels(statistics_uri, *label).items():
+      found.setdefault(split, {}).update(by_feature)
+  return lines(found)
+
+
+class TooFewRowsError(RuntimeError):
+  """A split the Trainer reads cannot fill one batch."""
+
+
+def too_few_rows(counts: Dict[str, int], splits: Sequence[str],
+                 batch_size: int) -> Optional[str]:
+  """What to change when any of `splits` (those the Trainer reads) has fewer rows than
+  one batch; None when each fills one."""
+  short = [f'{split} {counts[split]:,}' for split in splits
+           if counts.get(split, batch_size) < batch_size]
+  if not short:
+    return None
+  return (f'too few rows to train on: {", ".join(short)}, where each split the Trainer '
+          f'reads needs one batch of {batch_size:,} rows; lower the batch size '
+          '(training.batch_size, tuning.batch_size) or give the data more rows')

@@ -6,6 +6,7 @@ the run there, with a line per anomaly, before Transform, training or a push. Wi
 Transform waits for it (pipeline/graph.py), so a run never trains on data nobody validated.
 """
 
+import json
 import logging
 
 from tfx import v1 as tfx
@@ -29,6 +30,12 @@ def DataValidationGate(  # pylint: disable=invalid-name
         tfx.types.standard_artifacts.ExampleStatistics],
     verdict: tfx.dsl.components.OutputArtifact[DataVerdict],
     on_anomalies: tfx.dsl.components.Parameter[str] = FAIL,
+    # The splits the Trainer reads, comma-separated, and the largest batch it (or the
+    # Tuner) may use: each must fill one batch.
+    trained_splits: tfx.dsl.components.Parameter[str] = '',
+    batch_size: tfx.dsl.components.Parameter[int] = 0,
+    # JSON [column, operator, threshold] of the label rule: one class only is an anomaly.
+    label: tfx.dsl.components.Parameter[str] = '',
     # Not read: pipeline/fingerprint.py's hash, so that edited code reruns the gate.
     code_fingerprint: tfx.dsl.components.Parameter[str] = '',
 ) -> None:
@@ -39,10 +46,22 @@ def DataValidationGate(  # pylint: disable=invalid-name
     statistics: StatisticsGen's (an empty split counts as an anomaly).
     verdict: records how many anomalies there were and what `on_anomalies` was.
     on_anomalies: 'fail' (raise DataAnomaliesError, one line each) or 'warn'.
+    trained_splits: the splits the Trainer reads, comma-separated.
+    batch_size: the largest batch the Trainer or the Tuner may use; a trained split
+      with rows but fewer than this stops the run (TooFewRowsError), whatever
+      `on_anomalies` says: nothing could be trained.
+    label: JSON [column, operator, threshold]; a split whose label has one class only
+      is an anomaly.
     code_fingerprint: pipeline/fingerprint.py's hash, for the cache key only.
   """
   del code_fingerprint
-  found = anomalies_lib.gate_lines(anomalies.uri, statistics.uri)
+  too_few = anomalies_lib.too_few_rows(anomalies_lib.example_counts(statistics.uri),
+                                       [s for s in trained_splits.split(',') if s],
+                                       batch_size)
+  if too_few:
+    raise anomalies_lib.TooFewRowsError(too_few)
+  found = anomalies_lib.gate_lines(anomalies.uri, statistics.uri,
+                                   json.loads(label) if label else None)
   if found and on_anomalies != WARN:
     raise anomalies_lib.DataAnomaliesError(found)
   for line in found:

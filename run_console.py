@@ -14,7 +14,7 @@ import re
 import time
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
-from contract.names import ALREADY_PUSHED_KEY
+from contract.names import ALREADY_PUSHED_KEY, REUSED_EVALUATION_KEY
 from inspection import artifact_contents
 from inspection.run_store import ArtifactRecord, ExecutionRecord, RunStore, StoreError
 from pipeline.components.validation_gate import anomalies as anomalies_lib
@@ -141,6 +141,8 @@ def _evaluator(execution, outputs) -> str:
   if 'auc' in overall:
     value = _metric(overall['auc'])
     auc = f'AUC {value}{" (one label class)" if value == "undefined" else ""}, '
+  if _first(outputs, 'evaluation').properties.get(REUSED_EVALUATION_KEY):
+    return auc + 'blessed: the candidate is the blessed baseline, not evaluated again'
   if blessed:
     return auc + 'blessed'
   failures = contents['validation']['failures']

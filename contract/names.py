@@ -40,3 +40,7 @@ SCANN_INDEX_DIR = 'scann_index'
 # The Pusher's PushedModel property naming the serving version that already holds the
 # model, when it did not push a copy of it (pipeline/components/pusher/executor.py).
 ALREADY_PUSHED_KEY = 'already_pushed_as'
+# The Evaluator's ModelEvaluation property naming the evaluation whose metrics it holds,
+# when the candidate was its blessed baseline and was not evaluated again
+# (pipeline/components/evaluator/executor.py).
+REUSED_EVALUATION_KEY = 'reused_from'

@@ -6,7 +6,8 @@ import os
 from typing import Any, Dict, List, Optional
 
 from contract.model_inputs import ModelInputs
-from contract.names import MODEL_INPUTS_KEY, CODE_FINGERPRINT_KEY, TRAINING_KEY
+from contract.names import (CODE_FINGERPRINT_KEY, MODEL_INPUTS_KEY, REUSED_EVALUATION_KEY,
+                            TRAINING_KEY)
 from inspection import artifact_contents
 from inspection import run_store
 from inspection.run_store import ArtifactRecord, LineageNode, RunRecord, RunStore
@@ -189,7 +190,11 @@ def describe_evaluation(store: RunStore, run: RunRecord,
     }
     validation = contents['validation']
     blessed = blessing is not None and blessing.properties.get('blessed') == 1
-    if blessed:
+    reused_from = evaluation.properties.get(REUSED_EVALUATION_KEY)
+    if blessed and reused_from:
+      reason = ('the candidate is its blessed baseline, on the same examples and '
+                f'thresholds: not evaluated again (the metrics are those of {reused_from})')
+    elif blessed:
       reason = 'passed every threshold'
     elif validation['failures']:
       reason = '; '.join(f'{f["metric"]} = {f["value"]:.4f} on {f["slice"]}: {f["message"]}'

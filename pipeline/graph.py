@@ -21,6 +21,7 @@ from pipeline import paths
 from pipeline import vertex as vertex_lib
 from pipeline.components import columnar_examples_gen
 from pipeline.components.csv_example_gen import component as csv_example_gen
+from pipeline.components.evaluator import component as evaluator_component
 from pipeline.components.pusher import executor as pusher_executor
 from pipeline.components.validation_gate import component as validation_gate
 
@@ -210,10 +211,13 @@ def create_pipeline(
     trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)
   else:
     trainer = tfx.components.Trainer(**trainer_args)
-  evaluator = tfx.components.Evaluator(
+  evaluator = evaluator_component.Evaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       baseline_model=latest_blessed_model.outputs['model'],
+      # What the baseline was blessed on: a candidate that is the baseline itself (a
+      # rerun with nothing changed) is then blessed again without an evaluation.
+      baseline_blessing=latest_blessed_model.outputs['model_blessing'],
       # With three splits, the model is judged on rows neither training nor its
       # validation saw.
       example_splits=[config.dataset.test_split],

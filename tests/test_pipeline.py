@@ -12,13 +12,14 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 import console
 from conftest import PROJECT_DIR, SAMPLE_CONFIG
+from contract.names import REUSED_EVALUATION_KEY
 from inspection import artifact_contents
-import run_console
 from inspection import run_store
 from modules.data import columnar
 from pipeline import config as config_lib
 from pipeline import graph
 from pipeline import paths
+import run_console
 
 FIRST_HALF = ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
               'DataValidationGate', 'Transform')
@@ -284,12 +285,16 @@ def test_a_second_run_reuses_cached_components_and_says_so(sample_console, sampl
   for component in FIRST_HALF + ('ColumnarExamplesGen', 'Trainer'):
     assert len(executions[component]) == 2, component
     assert executions[component][-1].last_known_state == executions[component][-1].CACHED
-  # The first run blessed a model, so the Evaluator has a new input, the baseline, and
-  # judges the same model against it: no regression, still blessed.
-  second_evaluation = executions['Evaluator'][-1]
+  # The first run blessed a model, so the Evaluator has a new input, the baseline: the
+  # same model, blessed on the same examples and thresholds. It is blessed again without
+  # an evaluation, its metrics those of the evaluation that blessed it.
+  first_evaluation, second_evaluation = executions['Evaluator']
   assert second_evaluation.last_known_state == second_evaluation.COMPLETE
   blessing, = record.outputs_of(second_evaluation.id)['blessing']
   assert blessing.custom_properties['blessed'].int_value == 1
+  evaluation, = record.outputs_of(second_evaluation.id)['evaluation']
+  earlier, = record.outputs_of(first_evaluation.id)['evaluation']
+  assert evaluation.custom_properties[REUSED_EVALUATION_KEY].string_value == earlier.uri
 
   # What the console says of it: what was cached, which baseline the model met.
   finished = console.finished(second.stdout)
@@ -298,12 +303,29 @@ def test_a_second_run_reuses_cached_components_and_says_so(sample_console, sampl
   assert finished['Trainer'][1] == console.finished(first.stdout)['Trainer'][1]
   assert re.fullmatch(r'baseline: model #\d+', finished['latest_blessed_model_resolver'][1])
   assert finished['Evaluator'][0] != 'cached'
+  assert finished['Evaluator'][1].endswith(
+      'blessed: the candidate is the blessed baseline, not evaluated again'), second.stdout
   # The same model blessed again is already what the serving directory serves.
   pushed_to = finished['Pusher'][1]
   assert re.fullmatch(r'not pushed: \S+/serving/\d+ already serves this model', pushed_to), (
       pushed_to)
   assert len(os.listdir(config.paths.serving_dir)) == 1
   assert console.log_path(second.stdout) != console.log_path(first.stdout)
+
+
+@pytest.mark.slow
+def test_other_thresholds_evaluate_the_baseline_again(sample_run, tmp_path):
+  """The same model as the blessed baseline, but another min_auc: what it was blessed
+  with no longer holds, so it is evaluated (in a copy of the sample run's store)."""
+  config, _ = sample_run
+  output_root = tmp_path / 'out'
+  output_root.mkdir()
+  shutil.copy(config.paths.metadata_path, output_root / 'metadata.sqlite')
+  rerun = console.run('--output-root', str(output_root), '--set', 'evaluation.min_auc=0.5')
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  finished = console.finished(rerun.stdout)
+  assert finished['Trainer'][0] == 'cached'
+  assert re.fullmatch(r'AUC \d\.\d{4}, blessed', finished['Evaluator'][1]), rerun.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,1 @@
+"""The Evaluator (component.py): TFX's, minus evaluating the blessed baseline against itself."""

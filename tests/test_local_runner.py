@@ -1,6 +1,7 @@
 """local_runner.py as a person runs it: the console, the log file, failures, and ML
 Metadata on a real MySQL-compatible server."""
 
+import gzip
 import json
 import os
 import re
@@ -226,3 +227,41 @@ def test_ctrl_c_is_one_line_exit_130_and_the_execution_shows_interrupted(tmp_pat
   runs = console.run('runs', '--store', str(output_root / 'metadata.sqlite'),
                      module='inspection')
   assert re.search(r'^StatisticsGen +\d+ +INTERRUPTED', runs.stdout, re.MULTILINE), runs.stdout
+
+
+def _bad_cell_on_line_3002(data):
+  with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
+    lines = f.read().splitlines()
+  fields = lines[3001].split(',')
+  lines[3001] = ','.join([fields[0], 'abc', *fields[2:]])
+  (data / 'ratings.csv').write_text('\n'.join(lines) + '\n')
+  return (r'CsvRowError: \S+/ratings\.csv: line 3002: column movieId: CSV conversion error '
+          r"to int64: invalid value 'abc'")
+
+
+def _a_truncated_gzip_among_good_files(data):
+  with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv'), 'rb') as f:
+    text = f.read()
+  (data / 'a.csv').write_bytes(text)
+  whole = gzip.compress(text)
+  (data / 'b.csv.gz').write_bytes(whole[:len(whole) // 2])
+  return r'CorruptInputError: \S+/b\.csv\.gz: truncated or corrupt compressed file'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('make_input', [_bad_cell_on_line_3002,
+                                        _a_truncated_gzip_among_good_files])
+def test_bad_input_is_one_line_in_seconds_and_nothing_is_pushed(tmp_path, make_input):
+  data = tmp_path / 'data'
+  data.mkdir()
+  error_pattern = make_input(data)
+  output_root = tmp_path / 'out'
+  result = console.run('--output-root', str(output_root), '--set',
+                       f'paths.input={data}/*')
+  assert result.returncode == 1, result.stderr
+  error, = result.stderr.splitlines()
+  match = re.fullmatch(r'local_runner\.py: CsvExampleGen failed after (\d+\.\d)s: '
+                       + error_pattern + r'.* \(full log: \S+\)', error)
+  assert match, error
+  assert float(match.group(1)) < 30, error  # minutes before the block was cut in halves
+  assert not (output_root / 'serving').exists()

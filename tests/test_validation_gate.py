@@ -87,6 +87,14 @@ def test_warn_lets_the_run_go_on_and_records_how_many(tmp_path):
   assert verdict.get_string_custom_property('on_anomalies') == 'warn'
 
 
+def _run_on(input_glob, output_root):
+  """local_runner.py on the sample config with another input, as a person runs it."""
+  return subprocess.run(
+      [sys.executable, LOCAL_RUNNER, '--output-root', str(output_root),
+       '--set', f'paths.input={input_glob}'], cwd=PROJECT_DIR, capture_output=True,
+      text=True, timeout=600, check=False)
+
+
 def test_a_run_on_data_that_breaks_the_schema_stops_before_transform(tmp_path):
   data = tmp_path / 'data'
   data.mkdir()
@@ -95,10 +103,7 @@ def test_a_run_on_data_that_breaks_the_schema_stops_before_transform(tmp_path):
     # The schema's ratings are 0.5 to 5.0.
     f.write('7,12,9.0,1500000000,F,30,writer,1990,Drama\n')
   output_root = tmp_path / 'out'
-  result = subprocess.run(
-      [sys.executable, LOCAL_RUNNER, '--output-root', str(output_root),
-       '--set', f'paths.input={data}/*.csv'], cwd=PROJECT_DIR, capture_output=True,
-      text=True, timeout=600, check=False)
+  result = _run_on(f'{data}/*.csv', output_root)
   assert result.returncode == 1, result.stderr
   first, *details = result.stderr.splitlines()
   assert re.match(r'local_runner\.py: DataValidationGate failed after \d+\.\ds: '
@@ -175,10 +180,7 @@ def test_too_little_to_train_on_stops_the_run_before_transform(tmp_path, rows, m
   data = tmp_path / 'ratings.csv'
   data.write_text('\n'.join([header] + rows(lines)) + '\n')
   output_root = tmp_path / 'out'
-  result = subprocess.run(
-      [sys.executable, LOCAL_RUNNER, '--output-root', str(output_root),
-       '--set', f'paths.input={data}'], cwd=PROJECT_DIR, capture_output=True,
-      text=True, timeout=600, check=False)
+  result = _run_on(str(data), output_root)
   assert result.returncode == 1, result.stderr
   assert re.match(r'local_runner\.py: ' + message, result.stderr.splitlines()[0]), result.stderr
   components = RunRecord(str(output_root / 'metadata.sqlite'),

@@ -82,6 +82,22 @@ class RetrievalOptions(StrictModel):
     return self
 
 
+FLOAT_BYTES = 4
+
+
+def known_table_values(model_inputs: ModelInputs) -> Dict[str, int]:
+  """{table: rows x dim} of the tables whose rows the config fixes (a vocabulary
+  without top_k is sized by the data, and MovieLens-sized at most in practice)."""
+  return {f.table_name: f.max_rows * f.embedding_dim
+          for f in model_inputs.features if f.max_rows is not None}
+
+
+def table_bytes(model_inputs: ModelInputs, optimizer: str) -> int:
+  """Memory of the embedding tables the config sizes and their optimizer slots."""
+  values = sum(known_table_values(model_inputs).values())
+  return values * FLOAT_BYTES * (1 + OPTIMIZER_SLOTS[optimizer])
+
+
 _PositiveNumber = Annotated[float, pydantic.Field(strict=True, gt=0)]
 _NonNegativeNumber = Annotated[float, pydantic.Field(strict=True, ge=0)]
 _T = TypeVar('_T')

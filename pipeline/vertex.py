@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 
 from tfx.v1.extensions import google_cloud_ai_platform as vertex_ext
 
-from contract.options import TrainingOptions
+from contract.options import TrainingOptions, known_table_values, table_bytes
 from pipeline import config as config_lib
 from pipeline import paths
 from pipeline.config.vertex import VertexConfig
@@ -58,6 +58,8 @@ def check_runs_on_vertex(config: config_lib.RunConfig) -> VertexConfig:
     raise error('vertex.trainer.image', 'is required on a TPU: the image built with '
                 '--build-arg ACCELERATOR=tpu (tensorflow-tpu and libtpu); the pipeline '
                 'image has no TPU runtime')
+  if tpu:
+    _check_tables_fit(config, vertex.trainer.machine_type, tpu, error)
   if tpu and config.training.batch_size % tpu.replicas:
     raise error('training.batch_size', f'must split evenly over the TPU\'s {tpu.replicas} '
                 f'cores (every replica takes the same share), got '
@@ -72,6 +74,24 @@ def check_runs_on_vertex(config: config_lib.RunConfig) -> VertexConfig:
       raise error(key, f'{path} is neither a gs:// URI nor inside the project (which '
                   'the image holds)') from None
   return vertex
+
+
+def _check_tables_fit(config: config_lib.RunConfig, machine: str, tpu, error) -> None:
+  """The tables the config sizes, and their optimizer slots, fit the TPU's memory as
+  TFRS places them there (on v5e every chip holds them all)."""
+  needed = table_bytes(config.model_inputs, config.training.optimizer)
+  if needed <= tpu.table_memory:
+    return
+  tables = known_table_values(config.model_inputs)
+  largest = max(tables, key=tables.get)
+  advice = ('lower vocab_size or embedding_dim' if tpu.tables_sharded else
+            'lower vocab_size or embedding_dim, or choose TPUs whose embedding hardware '
+            'shards the tables (vertex.trainer.machine_type: cloud-tpu, '
+            'accelerator_type: TPU_V3)')
+  raise error('features', f'the embedding tables and their {config.training.optimizer} '
+              f'slots need {needed / 1e9:.1f} GB; on {machine} the tables are '
+              f'{tpu.placement}, which leaves them {tpu.table_memory / 1e9:.1f} GB: '
+              f'{advice} (largest: features.{largest})')
 
 
 def for_image(config: config_lib.RunConfig) -> config_lib.RunConfig:

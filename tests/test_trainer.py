@@ -100,6 +100,10 @@ def test_run_fn_writes_checkpoints_logs_and_metrics(trained):
                                  'prediction_mean', 'label_mean'}
   assert len(report['history']['loss']) == 1
   assert report['config']['training']['steps'] == 12
+  # Off a TPU the tables are ordinary variables; metrics.json says which API placed them.
+  assert report['embedding'] == {
+      'api': 'TPUEmbeddingForServing',
+      'placement': 'ordinary variables on the host (no TPU), a copy per replica'}
   assert tf.train.latest_checkpoint(os.path.join(fn_args.model_run_dir, 'checkpoints'))
   assert tf.io.gfile.glob(os.path.join(fn_args.model_run_dir, 'train', 'events.*'))
 

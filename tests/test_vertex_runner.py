@@ -291,3 +291,48 @@ def test_the_image_holds_every_package_the_components_import():
     dockerfile = f.read()
   for package in ('contract', 'modules', 'pipeline'):
     assert f'COPY {package}/ {package}/\n' in dockerfile
+
+
+def test_tables_that_cannot_fit_one_v5e_chip_are_refused_naming_the_key(tmp_path, capsys):
+  """On v5e (no embedding hardware) TFRS keeps every table and its slots on each chip:
+  200M users x 16 floats and Adagrad's accumulator are 25.6 GB, more than one chip's
+  16 GiB holds; a v3-8 shards them over its eight cores, where they fit."""
+  big = {'features': {'userId': {'vocab_size': 200_000_000}}}
+  config = _variant(tmp_path, **big)
+  code, _ = _compile(tmp_path, config)
+  assert code == 2
+  assert capsys.readouterr().err == (
+      f'vertex_runner.py: {config}: features: the embedding tables and their adagrad slots '
+      'need 25.6 GB; on ct5lp-hightpu-4t the tables are replicated whole on each of its 4 '
+      'chip(s) (TPUEmbeddingV0), which leaves them 13.7 GB: lower vocab_size or '
+      'embedding_dim, or choose TPUs whose embedding hardware shards the tables '
+      '(vertex.trainer.machine_type: cloud-tpu, accelerator_type: TPU_V3) (largest: '
+      'features.userId)\n')
+  sharded = _variant(tmp_path, vertex={'trainer': {'machine_type': 'cloud-tpu',
+                                                   'accelerator_type': 'TPU_V3'}}, **big)
+  assert _compile(tmp_path, sharded)[0] == 0
+
+
+@pytest.mark.parametrize('machine, api, placement, table_gb', [
+    ({'machine_type': 'ct5lp-hightpu-4t'}, 'TPUEmbeddingV0', 'replicated', 13.7),
+    ({'machine_type': 'ct5lp-hightpu-8t'}, 'TPUEmbeddingV0', 'replicated', 13.7),
+    ({'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V2'}, 'TPUEmbedding', 'sharded',
+     55.0),
+    ({'machine_type': 'cloud-tpu', 'accelerator_type': 'TPU_V3'}, 'TPUEmbedding', 'sharded',
+     110.0),
+])
+def test_each_tpu_machine_knows_its_embedding_api_and_table_memory(machine, api, placement,
+                                                                    table_gb):
+  from pipeline.config import vertex as vertex_config  # pylint: disable=g-import-not-at-top
+  tpu = vertex_config.VertexTrainerConfig(**machine).tpu
+  assert tpu.embedding_api == api
+  assert tpu.tables_sharded == (placement == 'sharded')
+  assert round(tpu.table_memory / 1e9, 1) == table_gb
+
+
+def test_the_shipped_large_scale_tables_fit_a_v5e_chip(tmp_path):
+  """configs/large_scale.yaml's 25M + 5M rows of 16 floats and Adagrad's slots: 3.8 GB."""
+  with open(os.path.join(PROJECT_DIR, 'configs', 'large_scale.yaml')) as f:
+    large = yaml.safe_load(f)
+  config = _variant(tmp_path, features=large['features'])
+  assert _compile(tmp_path, config)[0] == 0

@@ -72,7 +72,8 @@ def run_fn(fn_args) -> ranking.RankingModel:
       shutil.rmtree(write_dir, ignore_errors=True)
   if chief:
     _export(fn_args, checkpoint_path, model_inputs, training, retrieval_options,
-            table_sizes, tft_output, history, strategy)
+            table_sizes, tft_output, history, strategy,
+            metrics_report.embedding_placement(model))
   distribution.barrier(strategy)
   if chief and tf.io.gfile.exists(backup_dir):
     # Training has ended: nothing to resume. Keras empties the backup, not its folder.
@@ -81,7 +82,7 @@ def run_fn(fn_args) -> ranking.RankingModel:
 
 
 def _export(fn_args, checkpoint_path, model_inputs, training, retrieval_options,
-            table_sizes, tft_output, history, strategy) -> None:
+            table_sizes, tft_output, history, strategy, embedding) -> None:
   """The chief's part: the SavedModel (with the catalogue when columnar input gathered
   one), the ScaNN index when configured, and metrics.json."""
   catalogue_path = None
@@ -100,4 +101,4 @@ def _export(fn_args, checkpoint_path, model_inputs, training, retrieval_options,
         module, model_inputs, reader.split_dir(fn_args.train_files),
         reader.split_dir(fn_args.eval_files), index)
   metrics_report.write(fn_args.model_run_dir, history, table_sizes, strategy, model_inputs,
-                       training, catalogue_report)
+                       training, catalogue_report, embedding)

@@ -43,12 +43,52 @@ def _chips(topology: str) -> int:
   return int(rows) * int(columns)
 
 
+GIB = 1 << 30
+# What TFRS 0.7.7's TPUEmbedding layer does with the tables on each TPU, by the chip's
+# embedding hardware (tensorflow_recommenders/layers/embedding/tpu_embedding_layer.py):
+# v2 and v3 have it, and the tables are sharded over every core; v5e has none, and
+# TPUEmbeddingV0 keeps every table and its slots whole on each chip. HBM per core (v2, v3)
+# or per chip (v5e, one core a chip).
+TPU_EMBEDDING = {
+    'TPU_V2': ('TPUEmbedding', 'sharded', 8 * GIB),
+    'TPU_V3': ('TPUEmbedding', 'sharded', 16 * GIB),
+    V5E: ('TPUEmbeddingV0', 'replicated', 16 * GIB),
+}
+# The share of HBM the tables and their slots may take: the rest holds the model's
+# activations, the batches in flight and the runtime.
+TABLE_SHARE_OF_HBM = 0.8
+
+
 class TpuSlice(NamedTuple):
   """The TPU a trainer config asks for, as Vertex AI's machine spec names it."""
   accelerator_type: str
   accelerator_count: int
   topology: Optional[str]
   replicas: int  # TensorCores: the replicas TPUStrategy trains on, one host's
+
+  @property
+  def embedding_api(self) -> str:
+    """The TPU embedding API TFRS picks on this chip."""
+    return TPU_EMBEDDING[self.accelerator_type][0]
+
+  @property
+  def tables_sharded(self) -> bool:
+    """Whether the tables are split over the cores (else whole on every chip)."""
+    return TPU_EMBEDDING[self.accelerator_type][1] == 'sharded'
+
+  @property
+  def table_memory(self) -> int:
+    """Bytes the tables and their optimizer slots may take: a share of every core's HBM
+    when they are sharded, of one chip's when each chip holds them all."""
+    hbm = TPU_EMBEDDING[self.accelerator_type][2]
+    return int(TABLE_SHARE_OF_HBM * hbm * (self.replicas if self.tables_sharded else 1))
+
+  @property
+  def placement(self) -> str:
+    """How the tables are placed, for messages and the README."""
+    if self.tables_sharded:
+      return f'sharded over its {self.replicas} cores ({self.embedding_api})'
+    return f'replicated whole on each of its {self.replicas} chip(s) ({self.embedding_api})'
 
   @property
   def needs_pjrt(self) -> bool:

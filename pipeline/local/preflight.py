@@ -13,13 +13,12 @@ from typing import Dict, List, Optional
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from contract.options import OPTIMIZER_SLOTS
+from contract.options import known_table_values, table_bytes
 from pipeline import config as config_lib
 from pipeline.components.csv_example_gen import input_files
 
 # The schema's type for each configured column type.
 SCHEMA_TYPES = {'int': schema_pb2.INT, 'float': schema_pb2.FLOAT, 'string': schema_pb2.BYTES}
-FLOAT_BYTES = 4
 GB = 1e9
 
 
@@ -75,19 +74,6 @@ def check_schema(config: config_lib.RunConfig) -> None:
           f'dataset.columns.{name} is {column_type} ({config.source}); make them agree')
 
 
-def _table_values(config: config_lib.RunConfig) -> Dict[str, int]:
-  """{table: rows x dim} of the tables whose rows the config fixes (a vocabulary
-  without top_k is sized by the data, and MovieLens-sized at most in practice)."""
-  return {f.table_name: f.max_rows * f.embedding_dim
-          for f in config.model_inputs.features if f.max_rows is not None}
-
-
-def table_bytes(config: config_lib.RunConfig) -> int:
-  """Memory of the embedding tables and their optimizer slots, in bytes."""
-  values = sum(_table_values(config).values())
-  return values * FLOAT_BYTES * (1 + OPTIMIZER_SLOTS[config.training.optimizer])
-
-
 def available_memory() -> int:
   """Memory free for a new process now (MemAvailable), else all of it."""
   try:
@@ -102,9 +88,9 @@ def available_memory() -> int:
 
 def check_memory(config: config_lib.RunConfig, memory_bytes: int) -> None:
   """The tables and their slots fit in this machine's free memory."""
-  needed = table_bytes(config)
+  needed = table_bytes(config.model_inputs, config.training.optimizer)
   if needed > memory_bytes:
-    tables = _table_values(config)
+    tables = known_table_values(config.model_inputs)
     largest = max(tables, key=tables.get)
     raise config_lib.ConfigError(
         config.source, 'features',

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import tensorflow as tf
 

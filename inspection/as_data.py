@@ -65,10 +65,15 @@ def stop_reason(store: RunStore, run: RunRecord) -> List[str]:
     return [f'stopped: {execution.component} failed (its error is in the run\'s log)']
   anomalies = store.output(run, 'ExampleValidator', 'anomalies')
   statistics = store.output(run, 'StatisticsGen', 'statistics')
-  found = anomalies_lib.gate_lines(anomalies.uri if anomalies else None,
-                                   statistics.uri if statistics else None)
+  gate = execution.properties
+  judgement = anomalies_lib.judge(anomalies.uri if anomalies else None,
+                                  statistics.uri if statistics else None,
+                                  gate.get('trained_splits', ''), gate.get('batch_size', 0),
+                                  gate.get('label', ''))
+  if judgement.too_few_rows:
+    return [f'stopped by DataValidationGate: {judgement.too_few_rows}']
   return ['stopped by DataValidationGate: the data broke the schema '
-          '(validation.on_anomalies: fail)'] + [f'  {line}' for line in found]
+          '(validation.on_anomalies: fail)'] + [f'  {line}' for line in judgement.anomalies]
 
 
 def describe_artifact(artifact: ArtifactRecord) -> Dict[str, Any]:

@@ -132,15 +132,15 @@ def create_pipeline(
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_gen.outputs['schema'])
+  # The largest batch the Trainer (or a Tuner's trial) may ask each split to fill.
+  tuned_batch_sizes = (config.tuning.batch_size or ()) if config.tuning else ()
   gate = validation_gate.DataValidationGate(
       anomalies=example_validator.outputs['anomalies'],
       statistics=statistics_gen.outputs['statistics'],
       on_anomalies=config.validation.on_anomalies,
-      trained_splits=','.join(('train', config.dataset.validation_split)),
-      batch_size=max((config.training.batch_size,)
-                     + tuple((config.tuning and config.tuning.batch_size) or ())),
-      label=json.dumps([config.model_inputs.label.column, config.model_inputs.label.operator,
-                        config.model_inputs.label.threshold]),
+      trained_splits=','.join(config.dataset.trained_splits),
+      batch_size=max((config.training.batch_size, *tuned_batch_sizes)),
+      label=config.dataset.label.spec.model_dump_json(),
       code_fingerprint=code_fingerprint)
   # What every component that loads the model code needs.
   module_config = {
@@ -168,7 +168,7 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         transform_graph=transform.outputs['transform_graph'],
         # Only what the Trainer reads: never the test split.
-        splits=','.join(('train', config.dataset.validation_split)),
+        splits=','.join(config.dataset.trained_splits),
         # Every item of every split, test included: retrieval ranks them all.
         catalogue_key=config.model_inputs.side('item')[0].name,
         seed=training.seed,

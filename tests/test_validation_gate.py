@@ -1,7 +1,6 @@
 """Validation gates: data that breaks the schema stops the run before Transform, a line per
 anomaly, exit 1, and the inspection tool says why; `on_anomalies: warn` lets it go on."""
 
-import json
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from conftest import PROJECT_DIR
+from contract.model_inputs import LabelSpec
 from mlmd import RunRecord
 from pipeline.components.validation_gate import anomalies as anomalies_lib
 from pipeline.components.validation_gate import component as validation_gate
@@ -154,7 +154,7 @@ def _rating_statistics(low, high):
 def test_a_label_of_one_class_is_an_anomaly(tmp_path, operator, threshold, low, high,
                                             every_row):
   counts = {'train': _rating_statistics(low, high), 'eval': 20}
-  label = json.dumps(['rating', operator, threshold])
+  label = LabelSpec(column='rating', operator=operator, threshold=threshold).model_dump_json()
   if every_row is None:
     _gate(tmp_path, {'train': {}, 'eval': {}}, counts, 'fail', label=label)
     return
@@ -166,15 +166,18 @@ def test_a_label_of_one_class_is_an_anomaly(tmp_path, operator, threshold, low, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('rows, message', [
+@pytest.mark.parametrize('rows, message, inspected', [
     (lambda rows: rows[:1], r'DataValidationGate failed after \d+\.\ds: TooFewRowsError: '
-     r'too few rows to train on: train 0, eval 1, '),
+     r'too few rows to train on: train 0, eval 1, ',
+     'stopped by DataValidationGate: too few rows to train on: train 0, eval 1, '),
     (lambda rows: [r for r in rows if float(r.split(',')[2]) < 4],
-     r'DataValidationGate failed after \d+\.\ds: DataAnomaliesError: 2 data anomalies: '),
+     r'DataValidationGate failed after \d+\.\ds: DataAnomaliesError: 2 data anomalies: ',
+     '  train.rating: the label (rating >= 4) is negative in every row'),
 ])
-def test_too_little_to_train_on_stops_the_run_before_transform(tmp_path, rows, message):
+def test_too_little_to_train_on_stops_the_run_before_transform(tmp_path, rows, message,
+                                                               inspected):
   """One row (the train split empty, written as such) and a label of one class: each a
-  line from the gate, exit 1, nothing trained or pushed."""
+  line from the gate, exit 1, nothing trained or pushed; the inspection tool says why."""
   with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
     header, *lines = f.read().splitlines()
   data = tmp_path / 'ratings.csv'
@@ -186,3 +189,7 @@ def test_too_little_to_train_on_stops_the_run_before_transform(tmp_path, rows, m
   components = RunRecord(str(output_root / 'metadata.sqlite'),
                          'movielens-sample').executions_by_component()
   assert 'Transform' not in components and not (output_root / 'serving').exists()
+  runs = subprocess.run([sys.executable, '-m', 'inspection', 'runs', '--store',
+                         str(output_root / 'metadata.sqlite')], cwd=PROJECT_DIR,
+                        capture_output=True, text=True, timeout=300, check=True)
+  assert inspected in runs.stdout, runs.stdout

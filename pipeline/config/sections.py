@@ -107,6 +107,11 @@ class DatasetConfig(StrictModel):
     return 'validation' if 'validation' in self.split_names else 'eval'
 
   @property
+  def trained_splits(self) -> Tuple[str, str]:
+    """The splits the Trainer reads: train, and the one it validates on."""
+    return ('train', self.validation_split)
+
+  @property
   def test_split(self) -> str:
     """The split the Evaluator scores and blesses on."""
     return 'test' if 'test' in self.split_names else 'eval'

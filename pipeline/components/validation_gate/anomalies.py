@@ -4,11 +4,12 @@ Shared by the validation gate (which stops the run on anomalies) and the inspect
 (which shows them); no TFX and no TensorFlow for local artifacts.
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from contract.model_inputs import LabelSpec
 from pipeline import artifact_files
 
 DATASET = '<dataset>'  # an anomaly of the whole split (too few examples), not of a feature
@@ -46,12 +47,19 @@ def read(uri: str) -> Dict[str, Dict[str, str]]:
   return found_by_split
 
 
-def example_counts(statistics_uri: str) -> Dict[str, int]:
-  """Per split of an ExampleStatistics artifact: how many examples it has."""
-  return {split: sum(dataset.num_examples for dataset in statistics.datasets)
-          for split, statistics in artifact_files.split_protos(
-              statistics_uri, 'FeatureStats.pb',
-              statistics_pb2.DatasetFeatureStatisticsList).items()}
+Statistics = Dict[str, statistics_pb2.DatasetFeatureStatisticsList]
+
+
+def read_statistics(uri: str) -> Statistics:
+  """Per split, the statistics of an ExampleStatistics artifact."""
+  return artifact_files.split_protos(uri, 'FeatureStats.pb',
+                                     statistics_pb2.DatasetFeatureStatisticsList)
+
+
+def example_counts(statistics: Statistics) -> Dict[str, int]:
+  """Per split, how many examples it has."""
+  return {split: sum(dataset.num_examples for dataset in by_split.datasets)
+          for split, by_split in statistics.items()}
 
 
 def with_empty_splits(found_by_split: Dict[str, Dict[str, str]],
@@ -80,15 +88,13 @@ _ALL_NEGATIVE = {
 }
 
 
-def one_class_labels(statistics_uri: str, column: str, operator: str,
-                     threshold: float) -> Dict[str, Dict[str, str]]:
-  """Per split whose label (`column operator threshold`) has one class only, as its
-  values' range shows: an anomaly of the label column (a model cannot learn from it,
-  and its AUC means nothing)."""
+def one_class_labels(statistics: Statistics, label: LabelSpec) -> Dict[str, Dict[str, str]]:
+  """Per split whose label has one class only, as its column's range shows: an anomaly
+  of the label column (a model cannot learn from it, and its AUC means nothing)."""
+  column, operator, threshold = label.column, label.operator, label.threshold
   found = {}
-  for split, statistics in artifact_files.split_protos(
-      statistics_uri, 'FeatureStats.pb', statistics_pb2.DatasetFeatureStatisticsList).items():
-    for dataset in statistics.datasets:
+  for split, by_split in statistics.items():
+    for dataset in by_split.datasets:
       for feature in dataset.features:
         name = '.'.join(feature.path.step) or feature.name
         if name != column or not feature.HasField('num_stats') or dataset.num_examples == 0:
@@ -97,7 +103,7 @@ def one_class_labels(statistics_uri: str, column: str, operator: str,
         for every_row, test in (('positive', _ALL_POSITIVE), ('negative', _ALL_NEGATIVE)):
           if test[operator](low, high, threshold):
             found.setdefault(split, {})[column] = (
-                f'the label ({column} {operator} {threshold:g}) is {every_row} in every row '
+                f'the label ({label.expression}) is {every_row} in every row '
                 f'({column} from {low:g} to {high:g}): a model cannot learn from one class')
   return found
 
@@ -108,24 +114,35 @@ def lines(found_by_split: Dict[str, Dict[str, str]]) -> List[str]:
           for feature, text in sorted(found.items())]
 
 
-def gate_lines(anomalies_uri: Optional[str], statistics_uri: Optional[str],
-               label: Optional[Sequence] = None) -> List[str]:
-  """What the validation gate judges by: ExampleValidator's anomalies, the empty splits
-  of StatisticsGen's statistics and, given the label's (column, operator, threshold), a
-  split whose label has one class only; a line each (an absent artifact adds none)."""
-  found = with_empty_splits(read(anomalies_uri) if anomalies_uri else {},
-                            example_counts(statistics_uri) if statistics_uri else {})
-  if label and statistics_uri:
-    for split, by_feature in one_class_labels(statistics_uri, *label).items():
-      found.setdefault(split, {}).update(by_feature)
-  return lines(found)
-
-
 class TooFewRowsError(RuntimeError):
   """A split the Trainer reads cannot fill one batch."""
 
 
-def too_few_rows(counts: Dict[str, int], splits: Sequence[str],
+class Judgement(NamedTuple):
+  """What the gate found: too few rows to train on (stops any run), and the anomalies
+  (stop it unless validation.on_anomalies is warn), a line each."""
+  too_few_rows: Optional[str]
+  anomalies: List[str]
+
+
+def judge(anomalies_uri: Optional[str], statistics_uri: Optional[str],
+          trained_splits: str = '', batch_size: int = 0, label: str = '') -> Judgement:
+  """The validation gate's judgement, from its inputs' URIs (an absent artifact adds
+  nothing) and its parameters as the gate holds them: the splits the Trainer reads
+  (comma-separated), the largest batch it may use and the label rule (LabelSpec JSON).
+  The gate decides by it, and the inspection tool says why a run stopped by it."""
+  statistics = read_statistics(statistics_uri) if statistics_uri else {}
+  counts = example_counts(statistics)
+  found = with_empty_splits(read(anomalies_uri) if anomalies_uri else {}, counts)
+  if label:
+    for split, by_feature in one_class_labels(
+        statistics, LabelSpec.model_validate_json(label)).items():
+      found.setdefault(split, {}).update(by_feature)
+  return Judgement(too_few_rows([s for s in trained_splits.split(',') if s], counts,
+                                batch_size) if batch_size else None, lines(found))
+
+
+def too_few_rows(splits: Sequence[str], counts: Dict[str, int],
                  batch_size: int) -> Optional[str]:
   """What to change when any of `splits` (those the Trainer reads) has fewer rows than
   one batch; None when each fills one."""

@@ -6,7 +6,6 @@ the run there, with a line per anomaly, before Transform, training or a push. Wi
 Transform waits for it (pipeline/graph.py), so a run never trains on data nobody validated.
 """
 
-import json
 import logging
 
 from tfx import v1 as tfx
@@ -34,7 +33,7 @@ def DataValidationGate(  # pylint: disable=invalid-name
     # Tuner) may use: each must fill one batch.
     trained_splits: tfx.dsl.components.Parameter[str] = '',
     batch_size: tfx.dsl.components.Parameter[int] = 0,
-    # JSON [column, operator, threshold] of the label rule: one class only is an anomaly.
+    # The label rule (LabelSpec JSON): a label of one class only is an anomaly.
     label: tfx.dsl.components.Parameter[str] = '',
     # Not read: pipeline/fingerprint.py's hash, so that edited code reruns the gate.
     code_fingerprint: tfx.dsl.components.Parameter[str] = '',
@@ -50,18 +49,16 @@ def DataValidationGate(  # pylint: disable=invalid-name
     batch_size: the largest batch the Trainer or the Tuner may use; a trained split
       with rows but fewer than this stops the run (TooFewRowsError), whatever
       `on_anomalies` says: nothing could be trained.
-    label: JSON [column, operator, threshold]; a split whose label has one class only
-      is an anomaly.
+    label: the label rule, LabelSpec JSON; a split whose label has one class only is
+      an anomaly.
     code_fingerprint: pipeline/fingerprint.py's hash, for the cache key only.
   """
   del code_fingerprint
-  too_few = anomalies_lib.too_few_rows(anomalies_lib.example_counts(statistics.uri),
-                                       [s for s in trained_splits.split(',') if s],
-                                       batch_size)
-  if too_few:
-    raise anomalies_lib.TooFewRowsError(too_few)
-  found = anomalies_lib.gate_lines(anomalies.uri, statistics.uri,
-                                   json.loads(label) if label else None)
+  judgement = anomalies_lib.judge(anomalies.uri, statistics.uri, trained_splits, batch_size,
+                                  label)
+  if judgement.too_few_rows:
+    raise anomalies_lib.TooFewRowsError(judgement.too_few_rows)
+  found = judgement.anomalies
   if found and on_anomalies != WARN:
     raise anomalies_lib.DataAnomaliesError(found)
   for line in found:

@@ -33,11 +33,9 @@ def _module_file(root: str, module: str) -> List[str]:
   """The file(s) a dotted project module name is: `a/b.py`, or `a/b/__init__.py`, plus
   the `__init__.py` of every package on the way (importing runs them too)."""
   parts = module.split('.')
-  files = [os.path.join(*parts[:i], '__init__.py') for i in range(1, len(parts))]
-  for candidate in (os.path.join(*parts) + '.py', os.path.join(*parts, '__init__.py')):
-    if os.path.exists(os.path.join(root, candidate)):
-      files.append(candidate)
-  return [f for f in files if os.path.exists(os.path.join(root, f))]
+  candidates = [os.path.join(*parts[:i], '__init__.py') for i in range(1, len(parts) + 1)]
+  candidates.append(os.path.join(*parts) + '.py')
+  return [f for f in candidates if os.path.exists(os.path.join(root, f))]
 
 
 def is_module(root: str, name: str) -> bool:

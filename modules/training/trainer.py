@@ -87,7 +87,8 @@ def _export(fn_args, checkpoint_path, model_inputs, training, retrieval_options,
   one), the ScaNN index when configured, and metrics.json."""
   catalogue_path = None
   if training.input_format == 'columnar':
-    catalogue_path = catalogue.find(reader.split_dir(fn_args.train_files))
+    train_dir = reader.split_dir(fn_args.train_files)
+    catalogue_path = catalogue.find(train_dir)
   module = export.export(checkpoint_path, model_inputs, table_sizes, tft_output,
                          fn_args.serving_model_dir, catalogue_path)
   index = None
@@ -96,9 +97,8 @@ def _export(fn_args, checkpoint_path, model_inputs, training, retrieval_options,
                                  retrieval_options)
     index.save(os.path.join(fn_args.serving_model_dir, SCANN_INDEX_DIR))
   catalogue_report = None
-  if module.catalogue_vectors is not None:
+  if module.catalogue_vectors is not None:  # only with a catalogue: columnar input
     catalogue_report = retrieval_eval.catalogue_report(
-        module, model_inputs, reader.split_dir(fn_args.train_files),
-        reader.split_dir(fn_args.eval_files), index)
+        module, model_inputs, train_dir, reader.split_dir(fn_args.eval_files), index)
   metrics_report.write(fn_args.model_run_dir, history, table_sizes, strategy, model_inputs,
                        training, catalogue_report, embedding)

@@ -35,13 +35,18 @@ def load_yaml(text: str, source: str, key: str = '<yaml>',
               invalid: str = 'is not valid YAML') -> Any:
   """A YAML document, safely (no !!python/... tags: a config can never run code) and
   with every mapping's keys unique; ConfigError naming `source` and `key` otherwise."""
+  loader = yaml.SafeLoader(text)
   try:
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if node is not None:
-      _check_unique_keys(node, source, '' if key == '<yaml>' else key)
-    return yaml.safe_load(text)
+    # Parsed once: the keys are checked on the node tree the document is built from.
+    node = loader.get_single_node()
+    if node is None:
+      return None
+    _check_unique_keys(node, source, '' if key == '<yaml>' else key)
+    return loader.construct_document(node)
   except yaml.YAMLError as e:
     raise ConfigError(source, key, f'{invalid}: {e}') from None
+  finally:
+    loader.dispose()
 
 
 def _read_yaml(path: str) -> Any:

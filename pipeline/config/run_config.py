@@ -62,7 +62,7 @@ class RunConfig(StrictModel):
   def model_inputs(self) -> ModelInputs:
     return ModelInputs(
         features=tuple(Feature(name=name, column_type=self.dataset.columns[name],
-                                   **options.model_dump())
+                               **options.model_dump())
                        for name, options in self.features.items()),
         label=self.dataset.label.spec)
 
@@ -73,7 +73,6 @@ class RunConfig(StrictModel):
     for name, feature in self.features.items():
       first_name = first_of_table.setdefault(feature.table or name, name)
       first = self.features[first_name]
-      # The delimiter is how one column writes its values, not part of the table.
       for option in ('kind',) + kind_of(first.kind).table_options:
         if getattr(feature, option) != getattr(first, option):
           raise problem_at(f'features.{name}.{option}', f'shares table '

@@ -4,6 +4,8 @@
     .venv/bin/python bench/quality.py --datasets ml-100k-features   # side features vs ids only
     .venv/bin/python bench/quality.py --datasets ml-100k --splits time --tune-trials 0
     .venv/bin/python bench/quality.py --config configs/x.yaml --output-root DIR --no-run
+    .venv/bin/python bench/quality.py --datasets ml-100k --splits random --tune-trials 0 \
+        --variant ret03 --set training.losses.retrieval=0.3     # a config choice, side by side
 
 For each dataset and split the pipeline runs on three splits: `random` hashes rows
 8:1:1 into train, validation and test; `time` puts the latest 10% of ratings in test and
@@ -20,7 +22,10 @@ users (fewer than 5 training ratings). Beside the pooled AUC, the in-user AUC: t
 over test users of the AUC of their own rows, how well a user's items are put in order.
 Retrieval: recall@10 and @100 of each test user's positive items in the model's `top_k`
 (the catalogue, items the user rated in train left out) against the most-rated training
-items. `ml-100k-features` is ML-100K with its side
+items and implicit-feedback ALS (every training rating a pick; its grid chosen by
+validation recall@10). Pooled AUC, in-user AUC and recall carry 95% intervals over test
+users drawn again; the validation split's in-user AUC and recall are recorded too, the
+figures a choice may be made on. `ml-100k-features` is ML-100K with its side
 columns (configs/movielens_100k_features.yaml), run a second time with the ids alone on
 the same rows; there a logistic regression on one-hot values fits the same label twice,
 on the ids alone and with the side columns, and what the side columns add to each
@@ -76,6 +81,7 @@ SVD_GRID = {'n_factors': [20, 50, 100], 'reg_all': [0.02, 0.05, 0.1],
             'lr_all': [0.005, 0.01]}
 SMOKE_SVD_GRID = {'n_factors': [10], 'reg_all': [0.02, 0.1], 'lr_all': [0.005]}
 MODEL = 'project model'
+ALS = 'implicit ALS (tuned on validation)'
 LOGISTIC_IDS = 'logistic regression, ids'
 LOGISTIC_SIDE = 'logistic regression, ids + side columns'
 
@@ -176,39 +182,125 @@ def _raw_values(config: config_lib.RunConfig, records: np.ndarray,
           for name, values in parsed.items()}
 
 
-def _recall(model_dir: str, config: config_lib.RunConfig, train: Rows, test: Rows,
-            threshold: float) -> Dict[str, float]:
-  """Recall@K of each test user's positive items (rated >= threshold) among the model's
-  top_k, and among the most-rated training items, leaving out items the user rated in
-  train, averaged over users with a positive test item."""
+# Implicit-feedback ALS (every training rating a pick, confidence 1 + alpha x picks),
+# the grid each point of which is fitted on train and scored by validation recall@10.
+ALS_GRID = {'factors': [64], 'regularization': [0.1, 1.0, 10.0], 'alpha': [1.0, 10.0, 40.0]}
+SMOKE_ALS_GRID = {'factors': [16], 'regularization': [1.0], 'alpha': [10.0]}
+ALS_ITERATIONS = 15
+
+
+def _als_half_step(picks, fixed: np.ndarray, regularization: float, alpha: float
+                   ) -> np.ndarray:
+  """One side's vectors given the other's (Hu, Koren and Volinsky 2008): for each row
+  of `picks` (CSR counts), the least squares fit of preference 1 on its picks and 0
+  elsewhere, weighted by confidence 1 + alpha x count."""
+  gram = fixed.T @ fixed
+  eye = regularization * np.eye(fixed.shape[1])
+  solved = np.zeros((picks.shape[0], fixed.shape[1]))
+  for row in range(picks.shape[0]):
+    span = slice(picks.indptr[row], picks.indptr[row + 1])
+    vectors, confidence = fixed[picks.indices[span]], 1 + alpha * picks.data[span]
+    solved[row] = np.linalg.solve(gram + (vectors.T * (confidence - 1)) @ vectors + eye,
+                                  vectors.T @ confidence)
+  return solved
+
+
+def _implicit_als(train: Rows, factors: int, regularization: float, alpha: float):
+  """(user id -> row, item ids, user vectors, item vectors) of ALS on the training picks."""
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  user_ids, user_rows = np.unique(train[0], return_inverse=True)
+  item_ids, item_rows = np.unique(train[1], return_inverse=True)
+  picks = sparse.csr_matrix((np.ones(len(user_rows)), (user_rows, item_rows)),
+                            shape=(len(user_ids), len(item_ids)))
+  picks.sum_duplicates()
+  draws = np.random.default_rng(1)
+  users = draws.normal(0, 0.01, (len(user_ids), factors))
+  items = draws.normal(0, 0.01, (len(item_ids), factors))
+  by_item = picks.T.tocsr()
+  for _ in range(ALS_ITERATIONS):
+    users = _als_half_step(picks, items, regularization, alpha)
+    items = _als_half_step(by_item, users, regularization, alpha)
+  return dict(zip(user_ids.tolist(), range(len(user_ids)))), item_ids, users, items
+
+
+def _als_ranked(fitted, users: List[int], depth: int) -> List[List[int]]:
+  """Each user's `depth` best items by ALS (a user without training picks: none)."""
+  rows, item_ids, user_vectors, item_vectors = fitted
+  ranked = []
+  for user in users:
+    if user not in rows:
+      ranked.append([])
+      continue
+    scores = item_vectors @ user_vectors[rows[user]]
+    best = np.argpartition(-scores, min(depth, len(scores) - 1))[:depth]
+    ranked.append(item_ids[best[np.argsort(-scores[best], kind='stable')]].tolist())
+  return ranked
+
+
+class _Retrieval:
+  """Each user's positive items of one split (rated >= threshold) and what they rated in
+  train, for recall@K of ranked lists (items rated in train left out)."""
+
+  def __init__(self, train: Rows, scored: Rows, threshold: float):
+    self.seen: Dict[int, set] = {}
+    for user, item in zip(train[0].tolist(), train[1].tolist()):
+      self.seen.setdefault(user, set()).add(item)
+    positives: Dict[int, set] = {}
+    self.first_row: Dict[int, int] = {}
+    for row, (user, item, rating) in enumerate(zip(*(c.tolist() for c in scored[:3]))):
+      self.first_row.setdefault(user, row)
+      if rating >= threshold:
+        positives.setdefault(user, set()).add(item)
+    self.users = sorted(positives)
+    self.wanted = [positives[u] for u in self.users]
+    self.known = [self.seen.get(u, set()) for u in self.users]
+    self.depth = max(RECALL_AT) + max((len(k) for k in self.known), default=0)
+
+  def shares(self, ranked: List[List[int]]) -> Dict[int, np.ndarray]:
+    """{K: each user's recall@K}."""
+    from modules.serving import retrieval  # pylint: disable=g-import-not-at-top
+    return {at: np.array(retrieval.recall_shares(ranked, self.wanted, self.known, at))
+            for at in RECALL_AT}
+
+
+def _model_ranked(model_dir: str, config: config_lib.RunConfig, scored: Rows,
+                  split: _Retrieval) -> List[List[int]]:
+  """Each user's items by the SavedModel's top_k, from the user's side columns."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  seen: Dict[int, set] = {}
-  for user, item in zip(train[0].tolist(), train[1].tolist()):
-    seen.setdefault(user, set()).add(item)
-  positives: Dict[int, set] = {}
-  first_row: Dict[int, int] = {}
-  for row, (user, item, rating) in enumerate(zip(*(c.tolist() for c in test[:3]))):
-    first_row.setdefault(user, row)
-    if rating >= threshold:
-      positives.setdefault(user, set()).add(item)
-  users = sorted(positives)
-  values = _raw_values(config, test[3][[first_row[u] for u in users]],
-                      [f.name for f in config.model_inputs.side('user')])
+  values = _raw_values(config, scored[3][[split.first_row[u] for u in split.users]],
+                       [f.name for f in config.model_inputs.side('user')])
   top_k = tf.saved_model.load(model_dir).signatures['top_k']
-  most_seen = max((len(seen.get(u, ())) for u in users), default=0)
-  k = max(RECALL_AT) + most_seen
-  ranked = np.concatenate([top_k(k=tf.constant(k, tf.int32), **{
+  return np.concatenate([top_k(k=tf.constant(split.depth, tf.int32), **{
       name: tf.constant(v[i:i + 256]) for name, v in values.items()})['item_ids'].numpy()
-                           for i in range(0, len(users), 256)])
+                         for i in range(0, len(split.users), 256)]).tolist()
+
+
+def _recall(model_dir: str, config: config_lib.RunConfig, train: Rows, validation: Rows,
+            test: Rows, threshold: float, smoke: bool) -> Dict[str, Any]:
+  """Recall@K of each test user's positive items among the model's top_k, the most-rated
+  training items, and implicit ALS (its grid point chosen by validation recall@10):
+  {'test': {method: {K: per-user shares}}, 'validation': the same, 'als_params': ...}."""
   items, counts = np.unique(train[1], return_counts=True)
   popular = items[np.argsort(-counts, kind='stable')].tolist()
-  from modules.serving import retrieval  # pylint: disable=g-import-not-at-top
-  wanted = [positives[u] for u in users]
-  known = [seen.get(u, set()) for u in users]
-  return {f'{name} recall@{at}': retrieval.recall(lists, wanted, known, at)
-          for name, lists in (('model', ranked.tolist()),
-                              ('most popular', [popular] * len(users)))
-          for at in RECALL_AT}
+  splits = {'validation': (validation, _Retrieval(train, validation, threshold)),
+            'test': (test, _Retrieval(train, test, threshold))}
+  best = None
+  grid = SMOKE_ALS_GRID if smoke else ALS_GRID
+  for values in itertools.product(*grid.values()):
+    params = dict(zip(grid, values))
+    fitted = _implicit_als(train, **params)
+    _, on_validation = splits['validation']
+    shares = on_validation.shares(_als_ranked(fitted, on_validation.users,
+                                              on_validation.depth))
+    if best is None or shares[10].mean() > best[1]:
+      best = (params, shares[10].mean(), fitted)
+  report: Dict[str, Any] = {'als_params': best[0]}
+  for name, (rows, split) in splits.items():
+    report[name] = {
+        MODEL: split.shares(_model_ranked(model_dir, config, rows, split)),
+        'most popular': split.shares([popular] * len(split.users)),
+        ALS: split.shares(_als_ranked(best[2], split.users, split.depth))}
+  return report
 
 
 def _cold_rows(train: Rows, test: Rows) -> np.ndarray:
@@ -218,14 +310,41 @@ def _cold_rows(train: Rows, test: Rows) -> np.ndarray:
   return np.array([ratings.get(u, 0) < COLD_USER_RATINGS for u in test[0].tolist()], bool)
 
 
+def _user_aucs(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+  """The AUC of each user's own rows (users with both labels)."""
+  return np.array([_auc(labels[rows], scores[rows]) for rows in _rows_by_user(users).values()
+                   if 0 < labels[rows].sum() < len(rows)])
+
+
 def _in_user_auc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray
                  ) -> Optional[float]:
   """The mean over users of the AUC of their own rows (users with both labels): how
   well one user's items are put in order, which is what a ranker shows them. A pooled
   AUC also rewards telling users apart by how many items they like."""
-  aucs = [_auc(labels[rows], scores[rows]) for rows in _rows_by_user(users).values()
-          if 0 < labels[rows].sum() < len(rows)]
-  return float(np.mean(aucs)) if aucs else None
+  aucs = _user_aucs(users, labels, scores)
+  return float(np.mean(aucs)) if len(aucs) else None
+
+
+def _mean_interval(values: np.ndarray) -> List[float]:
+  """95% interval of a mean over users, the users drawn again with replacement."""
+  if not len(values):
+    return [float('nan'), float('nan')]
+  draws = np.random.default_rng(1).integers(len(values), size=(BOOTSTRAP_DRAWS, len(values)))
+  return [float(v) for v in np.percentile(values[draws].mean(axis=1), [2.5, 97.5])]
+
+
+def _pooled_interval(users: np.ndarray, labels: np.ndarray, scores: np.ndarray
+                     ) -> List[float]:
+  """95% interval of the pooled AUC, the test users (all their rows) drawn again."""
+  by_user = list(_rows_by_user(users).values())
+  draws = np.random.default_rng(1)
+  aucs = []
+  for _ in range(BOOTSTRAP_DRAWS):
+    rows = np.concatenate([by_user[i] for i in draws.integers(len(by_user),
+                                                              size=len(by_user))])
+    if 0 < labels[rows].sum() < len(rows):
+      aucs.append(_auc(labels[rows], scores[rows]))
+  return [float(v) for v in np.percentile(aucs, [2.5, 97.5])]
 
 
 def _rows_by_user(users: np.ndarray) -> Dict[int, np.ndarray]:
@@ -361,8 +480,15 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
                                       (train_labels, *labels))
   scores['global mean (no signal)'] = [np.zeros(len(labels[0])), np.zeros(len(labels[1]))]
 
-  retrieval = _recall(os.path.join(model.uri, 'Format-Serving'), config, train, test,
-                      label.threshold)
+  recall = _recall(os.path.join(model.uri, 'Format-Serving'), config, train, validation,
+                   test, label.threshold, smoke)
+  retrieval, retrieval_interval, validation_retrieval = {}, {}, {}
+  for method, by_at in recall['test'].items():
+    for at, shares in by_at.items():
+      retrieval[f'{method} recall@{at}'] = float(shares.mean())
+      retrieval_interval[f'{method} recall@{at}'] = _mean_interval(shares)
+      validation_retrieval[f'{method} recall@{at}'] = float(
+          recall['validation'][method][at].mean())
   evaluation = store.output(pipeline_run, 'Evaluator', 'evaluation')
   best_hyperparameters = store.output(pipeline_run, 'Tuner', 'best_hyperparameters')
   tuned = None
@@ -376,6 +502,10 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
               if len(set(labels[1][cold].tolist())) == 2 else None)
   users = test[0]
   in_user_auc = {name: _in_user_auc(users, labels[1], s[1]) for name, s in scores.items()}
+  in_user_interval = {name: _mean_interval(_user_aucs(users, labels[1], s[1]))
+                      for name, s in scores.items()}
+  pooled_interval = {name: _pooled_interval(users, labels[1], s[1])
+                     for name, s in scores.items()}
   cold_in_user_auc = {name: _in_user_auc(users[cold], labels[1][cold], s[1][cold])
                       for name, s in scores.items()} if cold_auc else None
   # What the side columns add, each model against itself on the ids alone.
@@ -393,9 +523,13 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
       'train_rows': int(len(train[0])), 'validation_rows': int(len(validation[0])),
       'test_rows': int(len(test[0])), 'positive_share': float(labels[1].mean()),
       'test_auc': test_auc,
+      'test_auc_interval': pooled_interval,
       'retrieval': retrieval,
+      'retrieval_interval': retrieval_interval,
+      'als_params': recall['als_params'],
       'test_users': int(len(np.unique(users))),
       'in_user_test_auc': in_user_auc,
+      'in_user_test_auc_interval': in_user_interval,
       'cold_user_test_rows': int(cold.sum()),
       'cold_users': int(len(np.unique(users[cold]))),
       'cold_user_test_auc': cold_auc,
@@ -403,6 +537,9 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
       'side_feature_gain': side_gain,
       'validation_auc': {name: _auc(labels[0], s[0]) for name, s in scores.items()
                          if s[0] is not None},
+      'validation_in_user_auc': {name: _in_user_auc(validation[0], labels[0], s[0])
+                                 for name, s in scores.items() if s[0] is not None},
+      'validation_retrieval': validation_retrieval,
       'tfma_auc': artifact_contents.evaluation(evaluation.uri)['slices'][0]['metrics'].get(
           'auc'),
       'svd_tuned_params': svd_params,
@@ -412,15 +549,22 @@ def evaluate(config: config_lib.RunConfig, store, pipeline_run, smoke: bool,
   }
 
 
-def _overrides(split: str, tune_trials: int, tune_epochs: int) -> Dict[str, Any]:
+def _overrides(split: str, tune_trials: int, tune_epochs: int, settings: List[str]
+               ) -> Dict[str, Any]:
+  """The split's and the search's keys, then `--set` settings on top."""
+  from pipeline.config import files  # pylint: disable=g-import-not-at-top
   overrides: Dict[str, Any] = {'dataset': dict(SPLITS[split])}
   if tune_trials:
     overrides['tuning'] = {'max_trials': tune_trials, 'epochs': tune_epochs, **TUNING}
-  return overrides
+  return files.apply_overrides(overrides, settings, '--set')
 
 
 def _shown(auc) -> str:
   return '' if auc is None else f'{auc:.4f}'
+
+
+def _with_interval(value, interval) -> str:
+  return '' if value is None else f'{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]'
 
 
 def main(argv=None) -> int:
@@ -438,6 +582,9 @@ def main(argv=None) -> int:
   parser.add_argument('--output-root', help='the existing run\'s output root')
   parser.add_argument('--no-run', action='store_true',
                       help='read the latest run under --output-root instead of running')
+  parser.add_argument('--variant', default='',
+                      help='a name for the --set settings: runs go to their own folders')
+  config_lib.add_override_argument(parser)
   args = parser.parse_args(argv)
   from inspection import run_store  # pylint: disable=g-import-not-at-top
 
@@ -454,8 +601,9 @@ def main(argv=None) -> int:
     for dataset, split in itertools.product(args.datasets, args.splits):
       config_path, raw_name = DATASETS[dataset]
       _ensure_input(config_lib.load_config(config_path), raw_name)
-      output_root = os.path.join(common.WORK_DIR, 'quality', f'{dataset}-{split}')
-      overrides = _overrides(split, args.tune_trials, args.tune_epochs)
+      output_root = os.path.join(common.WORK_DIR, 'quality', '-'.join(
+          filter(None, (dataset, split, args.variant))))
+      overrides = _overrides(split, args.tune_trials, args.tune_epochs, args.overrides)
       outcome = common.run_pipeline(config_path, output_root, overrides)
       config = config_lib.load_config(os.path.join(output_root, 'bench_config.yaml'))
       ids_only_run = None
@@ -484,12 +632,16 @@ def main(argv=None) -> int:
       ['dataset', 'split', 'cold test rows'] + methods,
       [[r['dataset'], r['split'], f'{r["cold_user_test_rows"]:,}']
        + [_shown((r['cold_user_test_auc'] or {}).get(m)) for m in methods] for r in results]))
-  print('\nIn-user AUC (the mean over test users of the AUC of their own rows), all test '
-        'users and cold ones:')
+  print('\nTest AUC pooled and in-user (the mean over test users of the AUC of their own '
+        f'rows), each with its 95% interval over users ({BOOTSTRAP_DRAWS} draws); cold '
+        'users\' in-user AUC:')
   print(common.text_table(
-      ['dataset', 'split', 'users', 'cold users', 'method', 'in-user AUC', 'cold users\''],
-      [[r['dataset'], r['split'], f'{r["test_users"]:,}', f'{r["cold_users"]:,}', m,
-        _shown(r['in_user_test_auc'][m]), _shown((r['cold_user_in_user_auc'] or {}).get(m))]
+      ['dataset', 'split', 'users', 'method', 'pooled AUC', 'in-user AUC',
+       f'cold users ({"/".join(str(r["cold_users"]) for r in results)})'],
+      [[r['dataset'], r['split'], f'{r["test_users"]:,}', m,
+        _with_interval(r['test_auc'][m], r['test_auc_interval'][m]),
+        _with_interval(r['in_user_test_auc'][m], r['in_user_test_auc_interval'][m]),
+        _shown((r['cold_user_in_user_auc'] or {}).get(m))]
        for r in results for m in methods if m in r['in_user_test_auc']]))
   gains = [(r, pair, rows) for r in results for pair, by_rows in r['side_feature_gain'].items()
            for rows in by_rows.items() if rows[1] is not None]
@@ -502,14 +654,15 @@ def main(argv=None) -> int:
           f'{g["low"]:+.4f} to {g["high"]:+.4f}'] for r, pair, (name, g) in gains]))
   print(f'\nRetrieval: recall of each test user\'s positive items in the top K (items '
         'rated in train left out):')
-  recall_columns = list(results[0]['retrieval'])
   print(common.text_table(
-      ['dataset', 'split'] + recall_columns,
-      [[r['dataset'], r['split']] + [f'{r["retrieval"][c]:.4f}' for c in recall_columns]
-       for r in results]))
+      ['dataset', 'split', 'method'] + [f'recall@{at}' for at in RECALL_AT],
+      [[r['dataset'], r['split'], m] + [
+          _with_interval(r['retrieval'][f'{m} recall@{at}'],
+                         r['retrieval_interval'][f'{m} recall@{at}']) for at in RECALL_AT]
+       for r in results for m in (MODEL, 'most popular', ALS)]))
   for r in results:
-    print(f'{r["dataset"]} {r["split"]}: SVD tuned {r["svd_tuned_params"]}; model tuned '
-          f'{r["model_tuned_values"]}')
+    print(f'{r["dataset"]} {r["split"]}: SVD tuned {r["svd_tuned_params"]}; ALS tuned '
+          f'{r["als_params"]}; model tuned {r["model_tuned_values"]}')
   path = common.write_result(args.results_dir, args.name, args.smoke,
                              [os.path.basename(sys.executable), *sys.argv], results)
   print(f'\nwrote {path}')

@@ -2,6 +2,8 @@
 
 # The 0/1 label's name in the transformed data; raw columns keep their own names.
 LABEL_KEY = 'label'
+# The label column's value as a float (e.g. the rating), which a graded loss fits.
+LABEL_VALUE_KEY = 'label_value'
 
 # custom_config keys: Transform and the Trainer get ModelInputs.to_dict() under the
 # first, the Trainer TrainingOptions.to_dict() under the second; every component that

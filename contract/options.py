@@ -21,6 +21,31 @@ Optimizer = Literal[tuple(OPTIMIZER_SLOTS)]
 InputFormat = Literal['columnar', 'tf_example']
 
 
+_Weight = Annotated[float, pydantic.Field(strict=True, ge=0)]
+
+
+class LossWeights(StrictModel):
+  """What the Trainer fits, each loss by its weight (0: not fitted); their weighted sum is
+  minimized. Every loss trains the same towers; `probability` is always the 0/1 head's."""
+  # Binary cross-entropy of the 0/1 label: the `probability` that evaluation, blessing
+  # and serving use.
+  label: _Weight = 1.0
+  # Squared error of the label column's value (e.g. the rating), predicted from the
+  # same score by a learned line: a 5 and a 4 both read 1 to the label, not to this.
+  label_value: _Weight = 0.0
+  # In-batch softmax: each positive row's item against the batch's other items, scored
+  # by the user's dot product with each, corrected for how often each item is drawn
+  # (its training frequency), so that what a user picks, not only how they rate what
+  # they picked, shapes the towers: what top_k retrieves by.
+  retrieval: _Weight = 0.0
+
+  @pydantic.model_validator(mode='after')
+  def _some_loss(self) -> 'LossWeights':
+    if not any(self.model_dump().values()):
+      raise problem_at('label', 'every loss weight is 0: give at least one a weight')
+    return self
+
+
 class TrainingOptions(StrictModel):
   """How the Trainer trains: batches, length, optimizer, device."""
   batch_size: PositiveInt
@@ -31,6 +56,7 @@ class TrainingOptions(StrictModel):
   seed: Integer = 42
   # Penalty on the squared norm of the looked-up embedding rows (user and item side).
   l2_regularization: Annotated[float, pydantic.Field(strict=True, ge=0)] = 0.0
+  losses: LossWeights = LossWeights()
   # '' trains on CPU/GPU; 'local' uses the TPU attached to this VM; else a TPU name.
   tpu: str = ''
   # A restarted Trainer (a preempted Vertex replica) resumes from its last backup: one
@@ -105,20 +131,39 @@ _T = TypeVar('_T')
 _Choices = Annotated[Tuple[_T, ...], pydantic.Field(min_length=1)]
 
 
+# What a trial is scored by on the validation split (modules/training/user_metrics.py):
+# the pooled AUC, the mean of each user's own AUC, or recall@`recall_at` of top_k.
+TuningObjective = Literal['auc', 'in_user_auc', 'recall']
+
+
 class TuningOptions(StrictModel):
   """What the Tuner searches: each listed option's values (absent: the training value
-  stays), `max_trials` random combinations of them, each trained up to `epochs` epochs
-  and scored by its best epoch's AUC on the validation split; the Trainer trains the
-  best combination for its best epoch count."""
+  stays), `max_trials` combinations of them chosen by the `oracle` (random, or Bayesian
+  optimization: a Gaussian process over the trials so far), each trained up to
+  `epochs` epochs and scored by its best epoch's `objective` on the validation split;
+  the Trainer trains the best combination for its best epoch count."""
   max_trials: PositiveInt
   epochs: PositiveInt = 1
   seed: Integer = 42
+  oracle: Literal['random', 'bayesian'] = 'random'
+  # in_user_auc and recall need training.input_format: columnar (whole splits are read).
+  objective: TuningObjective = 'auc'
+  recall_at: PositiveInt = 10
   learning_rate: Optional[_Choices[_PositiveNumber]] = None
   l2_regularization: Optional[_Choices[_NonNegativeNumber]] = None
   # Every feature's embedding_dim (so both towers keep equal widths).
   embedding_dim: Optional[_Choices[PositiveInt]] = None
   batch_size: Optional[_Choices[PositiveInt]] = None
   optimizer: Optional[_Choices[Optimizer]] = None
+  # Weights of training.losses' label_value and retrieval losses.
+  label_value_loss: Optional[_Choices[_NonNegativeNumber]] = None
+  retrieval_loss: Optional[_Choices[_NonNegativeNumber]] = None
+
+  @property
+  def objective_key(self) -> str:
+    """The Keras log entry a trial is scored by."""
+    return f'val_recall@{self.recall_at}' if self.objective == 'recall' else (
+        f'val_{self.objective}')
 
   def search_space(self) -> Dict[str, Tuple[Any, ...]]:
     """Option name -> the values to choose among, for the options being tuned."""
@@ -128,7 +173,7 @@ class TuningOptions(StrictModel):
 
 # How the search runs; every other field of TuningOptions is an option it can search
 # (TrainingOptions fields, and every feature's embedding_dim).
-_SEARCH_SETTINGS = ('max_trials', 'epochs', 'seed')
+_SEARCH_SETTINGS = ('max_trials', 'epochs', 'seed', 'oracle', 'objective', 'recall_at')
 TUNED_OPTIONS: Tuple[str, ...] = tuple(
     name for name in TuningOptions.model_fields if name not in _SEARCH_SETTINGS)
 
@@ -142,6 +187,10 @@ def with_hyperparameters(model_inputs: ModelInputs, training: TrainingOptions,
   unknown = set(update) - set(TUNED_OPTIONS)
   if unknown:
     raise ValueError(f'not tunable: {", ".join(sorted(unknown))}')
+  losses = {loss: update.pop(f'{loss}_loss') for loss in ('label_value', 'retrieval')
+            if f'{loss}_loss' in update}
+  if losses:
+    update['losses'] = training.losses.model_copy(update=losses)
   embedding_dim = update.pop('embedding_dim', None)
   if embedding_dim is not None:
     model_inputs = model_inputs.model_copy(update={'features': tuple(

@@ -1,8 +1,9 @@
-"""TFX Tuner's `tuner_fn`: a KerasTuner random search over the run config's `tuning:`.
+"""TFX Tuner's `tuner_fn`: a KerasTuner search over the run config's `tuning:`.
 
 Each trial builds the ranker the Trainer builds (modules/training/loop.py) with one choice of
 the listed options, trains it up to `tuning.epochs` epochs on the train split and is
-scored by its best epoch's AUC on the validation split; that epoch count is recorded
+scored by its best epoch's `tuning.objective` on the validation split (pooled AUC,
+in-user AUC or recall@K: modules/training/user_metrics.py); that epoch count is recorded
 with the choice. The Tuner writes the best choice; the Trainer then trains with it,
 for that many epochs (run_fn reads `fn_args.hyperparameters`). The module imports no
 TFX.
@@ -25,13 +26,15 @@ from contract.options import TrainingOptions, TuningOptions, with_hyperparameter
 from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY, TUNING_KEY
 from modules.data import reader
 from modules.training import loop
+from modules.training import user_metrics
 from modules.transform import table_sizes
 
-OBJECTIVE = 'val_auc'
+ORACLES = {'random': keras_tuner.oracles.RandomSearchOracle,
+           'bayesian': keras_tuner.oracles.BayesianOptimizationOracle}
 
 
 class RankerTuner(keras_tuner.Tuner):
-  """Random choices of the searched options, each trained as the Trainer would."""
+  """Choices of the searched options, each trained as the Trainer would."""
 
   def __init__(self, model_inputs: ModelInputs, training: TrainingOptions,
                tuning: TuningOptions, fn_args):
@@ -39,8 +42,8 @@ class RankerTuner(keras_tuner.Tuner):
     for name, choices in tuning.search_space().items():
       search_space.Choice(name, list(choices))
     super().__init__(
-        oracle=keras_tuner.oracles.RandomSearchOracle(
-            objective=keras_tuner.Objective(OBJECTIVE, direction='max'),
+        oracle=ORACLES[tuning.oracle](
+            objective=keras_tuner.Objective(tuning.objective_key, direction='max'),
             max_trials=tuning.max_trials, seed=tuning.seed, hyperparameters=search_space),
         directory=fn_args.working_dir, project_name='ranker', overwrite=True)
     self._model_inputs, self._training, self._tuning = model_inputs, training, tuning
@@ -48,14 +51,24 @@ class RankerTuner(keras_tuner.Tuner):
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     self._table_sizes = table_sizes.table_sizes_from_schema(tft_output, model_inputs)
     self._feature_spec = tft_output.transformed_feature_spec()
+    self._callbacks = []
+    if tuning.objective != 'auc':
+      if training.input_format != 'columnar':
+        raise ValueError(f'tuning.objective: {tuning.objective} reads whole columnar '
+                         'splits; set training.input_format: columnar')
+      self._callbacks.append(user_metrics.UserMetricsCallback(user_metrics.UserMetrics(
+          model_inputs, reader.split_dir(self._train_files),
+          reader.split_dir(self._validation_files)), tuning.recall_at))
 
   def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
     model_inputs, training = with_hyperparameters(self._model_inputs, self._training,
                                                   trial.hyperparameters.values)
     tf.keras.backend.clear_session()  # the last trial's tables go
     tf.keras.utils.set_random_seed(training.seed)
+    counts = loop.item_counts(model_inputs, training, self._table_sizes,
+                              self._train_files, self._feature_spec)
     model, _ = loop.make_model(model_inputs, training, self._table_sizes,
-                                  tf.distribute.get_strategy())
+                               tf.distribute.get_strategy(), counts)
     batch, input_format = training.batch_size, training.input_format
     history = model.fit(
         reader.input_dataset(input_format, self._train_files, self._feature_spec, batch,
@@ -68,12 +81,13 @@ class RankerTuner(keras_tuner.Tuner):
                                              seed=training.seed),
         validation_steps=reader.steps_per_pass(input_format, self._validation_files, 1,
                                                batch, 'validation'),
-        verbose=2)
-    return best_epoch_result(trial, history.history[OBJECTIVE])
+        callbacks=self._callbacks, verbose=2)
+    return best_epoch_result(trial, self._tuning.objective_key,
+                             history.history[self._tuning.objective_key])
 
 
-def best_epoch_result(trial, scores: List[float]) -> Dict[str, float]:
-  """A trial's score from its per-epoch validation AUCs: its best epoch's. That epoch
+def best_epoch_result(trial, objective: str, scores: List[float]) -> Dict[str, float]:
+  """A trial's score from its per-epoch validation scores: its best epoch's. That epoch
   count is part of what the trial chose, recorded with its values as `epochs`: the
   Trainer trains that long, not past the point where validation fell."""
   best_epoch = max(range(len(scores)), key=scores.__getitem__)
@@ -82,7 +96,7 @@ def best_epoch_result(trial, scores: List[float]) -> Dict[str, float]:
   # returns a value already there): each trial's own count is set over it.
   trial.hyperparameters.Fixed('epochs', best_epoch + 1)
   trial.hyperparameters.values['epochs'] = best_epoch + 1
-  return {OBJECTIVE: scores[best_epoch]}
+  return {objective: scores[best_epoch]}
 
 
 # What TFX's Tuner executor reads off tuner_fn's result (its TunerFnResult has these

@@ -95,9 +95,17 @@ def test_quality_scores_every_method_on_the_runs_test_rows(tmp_path, sample_run)
   assert 0.6 < result['test_auc']['surprise SVD (tuned on validation)'] < 0.9
   assert set(result['svd_tuned_params']) == {'n_factors', 'reg_all', 'lr_all'}
   assert result['best_peer'] in result['test_auc']
-  assert set(result['retrieval']) == {f'{who} recall@{k}' for who in ('model', 'most popular')
-                                      for k in (10, 100)}
+  recalls = {f'{who} recall@{k}' for who in ('project model', 'most popular',
+                                            'implicit ALS (tuned on validation)')
+             for k in (10, 100)}
+  assert set(result['retrieval']) == set(result['validation_retrieval']) == recalls
   assert all(0 <= v <= 1 for v in result['retrieval'].values())
+  # Each figure inside its interval over users.
+  for key, (low, high) in result['retrieval_interval'].items():
+    assert low <= result['retrieval'][key] <= high
+  for name, (low, high) in result['in_user_test_auc_interval'].items():
+    assert low <= result['in_user_test_auc'][name] <= high
+  assert set(result['als_params']) == {'factors', 'regularization', 'alpha'}
   # Hashed 4:1, a few of the sample's users have under 5 training ratings.
   assert 0 < result['cold_users'] < result['test_users'] <= 1000
   assert 0.5 < result['in_user_test_auc']['project model'] < 1

@@ -96,11 +96,31 @@ def test_shuffling_changes_row_order_and_batch_mates_between_epochs(split):
   assert len({block_of[user] for user in first[:100]}) >= 3
 
 
-def test_only_int64_features_can_be_columnar():
-  with pytest.raises(ValueError, match='int64 features, scalar or variable-length; rating'):
-    columnar.check_feature_spec({'rating': tf.io.FixedLenFeature([], tf.float32)})
-  with pytest.raises(ValueError, match='int64 features, scalar or variable-length; tags'):
+def test_only_int64_and_scalar_float_features_can_be_columnar():
+  with pytest.raises(ValueError, match='variable-length int64 ones; tags'):
     columnar.check_feature_spec({'tags': tf.io.VarLenFeature(tf.string)})
+  with pytest.raises(ValueError, match='variable-length int64 ones; scores'):
+    columnar.check_feature_spec({'scores': tf.io.VarLenFeature(tf.float32)})
+  with pytest.raises(ValueError, match='variable-length int64 ones; name'):
+    columnar.check_feature_spec({'name': tf.io.FixedLenFeature([], tf.string)})
+
+
+def test_a_float_column_comes_back_as_written(tmp_path):
+  """The label's value (e.g. a rating) rides in the int64 blocks as its float bits."""
+  spec = {'userId': tf.io.FixedLenFeature([], tf.int64),
+          'label_value': tf.io.FixedLenFeature([], tf.float32)}
+  assert columnar.check_feature_spec(spec) == (['label_value', 'userId'], [], ['label_value'])
+  ratings = np.arange(1, 1001, dtype=np.float32) / 8 - 60.5  # negatives, fractions
+  chunks = [{'userId': np.arange(1000), 'label_value': ratings}]
+  split_dir = str(tmp_path / 'Split-train')
+  manifest = columnar.write_split(chunks, ['label_value', 'userId'], split_dir,
+                                  block_rows=300, seed=1, floats=['label_value'])
+  assert manifest['floats'] == ['label_value']
+  seen = {}
+  for batch in columnar.make_dataset(split_dir, 100, shuffle=True, seed=2):
+    assert batch['label_value'].dtype == tf.float32 and batch['userId'].dtype == tf.int64
+    seen.update(zip(batch['userId'].numpy().tolist(), batch['label_value'].numpy().tolist()))
+  assert seen == dict(zip(range(1000), ratings.tolist()))
 
 
 # 2 pipelines: by block (11 blocks) and by file (2 files); 3: by block, and by record
@@ -177,7 +197,7 @@ def test_multi_valued_ids_survive_blocks_of_different_widths(tmp_path, num_pipel
   spec = {'userId': tf.io.FixedLenFeature([], tf.int64),
           'label': tf.io.FixedLenFeature([], tf.int64),
           'genres': tf.io.VarLenFeature(tf.int64)}
-  assert columnar.check_feature_spec(spec) == (['label', 'userId'], ['genres'])
+  assert columnar.check_feature_spec(spec) == (['label', 'userId'], ['genres'], [])
   split_dir = str(tmp_path / 'Split-train')
   chunks = columnar.read_columns([str(tmp_path / 'part-0.gz')], spec, chunk_rows=300)
   manifest = columnar.write_split(chunks, ['label', 'userId'], split_dir, block_rows=250,

@@ -526,6 +526,33 @@ def test_tuned_values_replace_the_options_and_the_best_epoch_count_the_epochs():
   assert training.steps == 100 and training.epochs is None
   with pytest.raises(ValueError, match='not tunable: tpu'):
     options_lib.with_hyperparameters(config.model_inputs, config.training, {'tpu': 'x'})
+  _, training = options_lib.with_hyperparameters(
+      config.model_inputs, config.training, {'retrieval_loss': 0.3, 'label_value_loss': 0.0})
+  assert training.losses == options_lib.LossWeights(label=1.0, label_value=0.0, retrieval=0.3)
+
+
+@pytest.mark.parametrize('setting, message', [
+    ('tuning={max_trials: 2, learning_rate: [1], objective: in_user_auc}',
+     'tuning.objective: in_user_auc needs training.input_format: columnar'),
+    ('training.losses={label: 0}', 'training.losses.label: every loss weight is 0'),
+])
+def test_objectives_and_losses_the_setup_cannot_serve_are_refused(setting, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.load_config(SAMPLE_CONFIG, ['training.input_format=tf_example', setting])
+
+
+def test_the_retrieval_loss_needs_a_single_valued_item_key():
+  """The first item feature tells the batch's items apart (a repeat is no negative)."""
+  from pipeline.config import files, run_config  # pylint: disable=g-import-not-at-top
+  path = os.path.join(PROJECT_DIR, 'configs', 'sample_features.yaml')
+  data = files.read_document(path, ['training.losses.retrieval=0.5'])
+  assert run_config.parse_config(data, path, os.path.dirname(path)).training.losses.retrieval
+  features = data['features']
+  data['features'] = {'genres': features['genres'],
+                      **{n: f for n, f in features.items() if n != 'genres'}}
+  with pytest.raises(config_lib.ConfigError, match='training.losses.retrieval: needs one '
+                     r'value a row in the first item feature \(genres\)'):
+    run_config.parse_config(data, path, os.path.dirname(path))
 
 
 @pytest.mark.parametrize('text, message', [

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from contract.model_inputs import Feature, LabelSpec, ModelInputs
-from contract.options import TrainingOptions
+from contract.options import LossWeights, TrainingOptions
 from modules.model import ranking
 from modules.training import loop
 
@@ -122,3 +122,69 @@ def test_every_optimizer_fits_a_batch(optimizer):
                      verbose=0).history['loss']
   after = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
   assert after['loss'] < 0.5 * np.log(2), (losses, after)
+
+
+def _batch_logits(model, batch):
+  """(user [rows, dim], item [rows, dim], logits [rows]) from the tables, in numpy."""
+  tables = _tables(model)
+  user = tables['userId'][batch['userId'].numpy()]
+  item = tables['movieId'][batch['movieId'].numpy()]
+  return user, item, (user[:, :-1] * item[:, :-1]).sum(1) + user[:, -1] + item[:, -1]
+
+
+def _ids_model(**losses):
+  model_inputs = ModelInputs(features=(_feature('userId', 'user'), _feature('movieId', 'item')),
+                             label=LABEL)
+  counts = np.array([0, 5, 1, 9, 2, 2, 7, 1, 3, 4])
+  model = ranking.RankingModel(model_inputs, {'userId': 10, 'movieId': 10}, optimizer=None,
+                               losses=LossWeights(**losses), item_counts=counts)
+  ranking.build(model, model_inputs)
+  return model, counts
+
+
+# Row 2 and row 4 hold the same item (4): neither is the other's negative.
+BATCH = {'userId': tf.constant([1, 2, 3, 1, 7], tf.int64),
+         'movieId': tf.constant([4, 0, 9, 3, 4], tf.int64),
+         'label': tf.constant([1, 0, 1, 1, 0], tf.int64),
+         'label_value': tf.constant([4.5, 2.0, float('nan'), 5.0, 3.0], tf.float32)}
+
+
+def _cross_entropy(labels, logits):
+  p = _sigmoid(logits)
+  return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+
+
+def test_the_label_value_loss_fits_the_value_through_the_probabilitys_own_score():
+  model, _ = _ids_model(label=0.5, label_value=2.0)
+  _, _, logits = _batch_logits(model, BATCH)
+  labels, values = BATCH['label'].numpy(), BATCH['label_value'].numpy()
+  # The line starts as value = logit + threshold; the row without a value adds nothing.
+  predicted = logits + LABEL.threshold
+  squared = np.where(np.isnan(values), 0.0, (values - predicted) ** 2)
+  expected = (0.5 * _cross_entropy(labels, logits).sum() + 2.0 * squared.sum()) / 5
+  assert model.compute_loss(BATCH).numpy() == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_retrieval_loss_is_an_in_batch_softmax_corrected_for_item_frequency():
+  model, counts = _ids_model(label=0.0, retrieval=1.0)
+  user, item, _ = _batch_logits(model, BATCH)
+  items = BATCH['movieId'].numpy()
+  # top_k's score of each row's user for each row's item, less the item's log count.
+  scores = user[:, :-1] @ item[:, :-1].T + item[:, -1][None, :] - np.log1p(counts[items])[None, :]
+  expected = 0.0
+  for row, positive in enumerate(BATCH['label'].numpy()):
+    negatives = [j for j in range(5) if j == row or items[j] != items[row]]
+    row_scores = scores[row, negatives]
+    own = row_scores[negatives.index(row)]
+    expected += positive * (np.log(np.exp(row_scores).sum()) - own)
+  assert model.compute_loss(BATCH).numpy() == pytest.approx(expected / 5, rel=1e-4)
+
+
+def test_the_retrieval_loss_needs_item_counts_and_some_loss_must_be_fitted():
+  model_inputs = ModelInputs(features=(_feature('userId', 'user'), _feature('movieId', 'item')),
+                             label=LABEL)
+  with pytest.raises(ValueError, match='needs the training rows of each item'):
+    ranking.RankingModel(model_inputs, {'userId': 10, 'movieId': 10}, optimizer=None,
+                         losses=LossWeights(retrieval=1.0))
+  with pytest.raises(ValueError, match='every loss weight is 0'):
+    LossWeights(label=0.0)

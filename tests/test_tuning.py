@@ -2,8 +2,11 @@
 KerasTuner's real oracle and search loop."""
 
 import keras_tuner
+import pytest
 
 from modules import tuning
+
+OBJECTIVE = 'val_in_user_auc'
 
 # Validation AUC per epoch for each learning rate: the best epochs differ (3 and 1).
 CURVES = {0.1: [0.60, 0.65, 0.70, 0.68], 0.5: [0.72, 0.71, 0.69, 0.66]}
@@ -14,15 +17,17 @@ class _CurveTuner(keras_tuner.Tuner):
   recording are what is checked)."""
 
   def run_trial(self, trial, *args, **kwargs):
-    return tuning.best_epoch_result(trial, CURVES[trial.hyperparameters['learning_rate']])
+    return tuning.best_epoch_result(trial, OBJECTIVE, CURVES[trial.hyperparameters['learning_rate']])
 
 
-def test_each_trial_records_its_own_best_epoch_and_the_best_keeps_its_count(tmp_path):
+@pytest.mark.parametrize('oracle', list(tuning.ORACLES))
+def test_each_trial_records_its_own_best_epoch_and_the_best_keeps_its_count(tmp_path,
+                                                                           oracle):
   space = keras_tuner.HyperParameters()
   space.Choice('learning_rate', list(CURVES))
   tuner = _CurveTuner(
-      oracle=keras_tuner.oracles.RandomSearchOracle(
-          objective=keras_tuner.Objective(tuning.OBJECTIVE, direction='max'), max_trials=2,
+      oracle=tuning.ORACLES[oracle](
+          objective=keras_tuner.Objective(OBJECTIVE, direction='max'), max_trials=2,
           seed=1, hyperparameters=space),
       directory=str(tmp_path), project_name='curves')
   tuner.search()

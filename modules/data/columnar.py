@@ -2,8 +2,8 @@
 
 Parsing tf.Example protos row by row is far slower than the model trains
 (bench/README.md, "Trainer throughput"). Transform's output is a few int64 columns
-(each feature's table rows, a multi-valued feature's as lists, and the label), so the
-pipeline writes it as blocks: one file per block of rows, holding every column as one
+(each feature's table rows, a multi-valued feature's as lists, the label) and the
+label's float value, so the pipeline writes it as blocks: one file per block of rows, holding every column as one
 serialized int64 tensor [columns, rows]. Reading a block is one file read and one
 memory copy; shuffling and batching are whole-tensor ops. The blocks are made from the
 raw examples with Transform's graph applied a chunk at a time
@@ -12,9 +12,10 @@ which cost Transform most of its time to write.
 
 Layout of a split directory:
 
-    columns.json            {"columns": [...], "multi_valued": {name: width}, "rows": N,
-                             "block_rows": B, "blocks": K}
-    block-00000.tensor      tf.io.serialize_tensor(int64 [len(columns), B])
+    columns.json            {"columns": [...], "multi_valued": {name: width},
+                             "floats": [...], "rows": N, "block_rows": B, "blocks": K}
+    block-00000.tensor      tf.io.serialize_tensor(int64 [len(columns), B]); a float
+                            column (one of "floats") holds its float64 values' bits
     block-00000.genres.tensor   int64 [B, w]: a multi-valued column's ids per row,
                             padded with -1 to the block's longest row (w <= width)
     ...
@@ -25,13 +26,17 @@ rows and become a RaggedTensor per batch. The padding costs the longest row's wi
 row, cheap for short lists such as a movie's genres; a column with a long tail of list
 lengths would want values + row lengths instead.
 
+A float column travels as the bits of its float64 values, so that a block stays one
+int64 tensor whose rows the read path moves whole; it becomes float32 per batch.
+
 Rows are shuffled once when written, and at read time the block order is reshuffled
 every epoch and rows are permuted within a window of blocks.
 """
 
 import json
 import os
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple,
+                    Optional, Sequence)
 
 import numpy as np
 import tensorflow as tf
@@ -44,20 +49,29 @@ DEFAULT_BLOCK_ROWS = 65_536
 WINDOW_BLOCKS = 4
 
 
-def check_feature_spec(feature_spec: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
-  """(scalar columns, multi-valued columns), each sorted; raises ValueError unless every
-  feature is a scalar int64 or a variable-length int64 list."""
-  scalars, lists = [], []
+class Columns(NamedTuple):
+  """A split's columns by how they are stored, each sorted."""
+  scalars: List[str]  # one value a row, floats among them
+  multi_valued: List[str]
+  floats: List[str]
+
+
+def check_feature_spec(feature_spec: Mapping[str, Any]) -> Columns:
+  """The columns of the transformed feature spec; raises ValueError unless every
+  feature is a scalar int64 or float32, or a variable-length int64 list."""
+  columns = Columns([], [], [])
   for name, spec in sorted(feature_spec.items()):
     if isinstance(spec, tf.io.VarLenFeature) and spec.dtype == tf.int64:
-      lists.append(name)
-    elif (isinstance(spec, tf.io.FixedLenFeature) and spec.dtype == tf.int64
+      columns.multi_valued.append(name)
+    elif (isinstance(spec, tf.io.FixedLenFeature) and spec.dtype in (tf.int64, tf.float32)
           and list(spec.shape) in ([], [1])):
-      scalars.append(name)
+      columns.scalars.append(name)
+      if spec.dtype == tf.float32:
+        columns.floats.append(name)
     else:
-      raise ValueError(f'columnar examples hold int64 features, scalar or variable-length; '
-                       f'{name} is {spec}')
-  return scalars, lists
+      raise ValueError(f'columnar examples hold scalar int64 or float32 features and '
+                       f'variable-length int64 ones; {name} is {spec}')
+  return columns
 
 
 def block_path(split_dir: str, index: int, column: str = '') -> str:
@@ -99,9 +113,11 @@ def _pad_to(ids: np.ndarray, width: int) -> np.ndarray:
 
 def write_split(chunks: Iterable[Mapping[str, np.ndarray]], columns: List[str], out_dir: str,
                 block_rows: int = DEFAULT_BLOCK_ROWS, seed: int = 0,
-                multi_valued: Sequence[str] = ()) -> Dict[str, Any]:
-  """Writes one split's scalar `columns` and `multi_valued` columns (padded [rows, width]
-  ids, as read_columns gives them) of `chunks` as columnar blocks; returns the manifest.
+                multi_valued: Sequence[str] = (), floats: Sequence[str] = ()
+                ) -> Dict[str, Any]:
+  """Writes one split's scalar `columns` (`floats` among them hold float values) and
+  `multi_valued` columns (padded [rows, width] ids, as read_columns gives them) of
+  `chunks` as columnar blocks; returns the manifest.
 
   Rows are permuted within each chunk as they are written, so that a file sorted by
   user or time does not stay sorted in the blocks.
@@ -131,7 +147,8 @@ def write_split(chunks: Iterable[Mapping[str, np.ndarray]], columns: List[str], 
 
   for chunk in chunks:
     order = rng.permutation(len(chunk[columns[0]]))
-    scalars = np.stack([np.asarray(chunk[name], np.int64) for name in columns])[:, order]
+    scalars = np.stack([np.asarray(chunk[name], np.float64).view(np.int64) if name in floats
+                        else np.asarray(chunk[name], np.int64) for name in columns])[:, order]
     rows += scalars.shape[1]
     pending = np.concatenate([pending, scalars], axis=1)
     for name in multi_valued:
@@ -148,6 +165,8 @@ def write_split(chunks: Iterable[Mapping[str, np.ndarray]], columns: List[str], 
   manifest = {'columns': columns, 'rows': rows, 'block_rows': block_rows, 'blocks': blocks}
   if multi_valued:
     manifest['multi_valued'] = widths
+  if floats:
+    manifest['floats'] = list(floats)
   with tf.io.gfile.GFile(os.path.join(out_dir, MANIFEST), 'w') as f:
     json.dump(manifest, f)
   return manifest
@@ -219,8 +238,11 @@ def make_dataset(split_dir: str, batch_size: int, shuffle: bool, seed: int,
   # for one shape, so the remainder of an epoch (fewer than batch_size rows) is dropped.
   dataset = dataset.rebatch(batch_size, drop_remainder=True)
 
+  floats = set(manifest.get('floats', ()))
+
   def to_features(rows):
-    features = {name: rows[:, i] for i, name in enumerate(columns)}
+    features = {name: tf.cast(tf.bitcast(rows[:, i], tf.float64), tf.float32)
+                if name in floats else rows[:, i] for i, name in enumerate(columns)}
     start = len(columns)
     for name, width in widths.items():
       features[name] = tf.RaggedTensor.from_tensor(rows[:, start:start + width], padding=-1)

@@ -6,6 +6,7 @@ columnar reader reads that split's blocks, the tf_example reader parses its file
 
 from typing import Any, List, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from modules.data import columnar
@@ -55,3 +56,20 @@ def steps_per_pass(input_format: str, file_patterns: List[str], num_pipelines: i
         f'pipelines), fewer than one batch of {global_batch_size // num_pipelines}: '
         'lower training.batch_size or give the split more rows')
   return steps
+
+
+# Rows per batch of the counting pass (any size: only the counts matter).
+_COUNT_BATCH = 4096
+
+
+def row_counts(input_format: str, file_patterns: List[str], feature_spec: Mapping[str, Any],
+               column: str, rows: int) -> np.ndarray:
+  """[rows]: how many rows of the split hold each table row in `column` (a scalar
+  column), counted in one pass. Up to a batch of rows at the end of the split are not
+  counted (batches are full), as an epoch does not train on them either."""
+  counts = np.zeros(rows, np.int64)
+  batch = min(_COUNT_BATCH, min(part_rows(input_format, file_patterns, 1)))
+  for features in input_dataset(input_format, file_patterns, feature_spec, batch,
+                                shuffle=False, seed=0):
+    counts += np.bincount(features[column].numpy(), minlength=rows)[:rows]
+  return counts

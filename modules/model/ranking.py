@@ -19,12 +19,14 @@ two.
 import math
 from typing import Dict, Mapping, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tensorflow.python.ops import resource_variable_ops  # pylint: disable=g-direct-tensorflow-import
 
 from contract.model_inputs import ModelInputs
-from contract.names import LABEL_KEY
+from contract.names import LABEL_KEY, LABEL_VALUE_KEY
+from contract.options import LossWeights
 
 # Tables start at this scale over sqrt(embedding_dim).
 INITIAL_SCALE = 0.05
@@ -100,11 +102,32 @@ class RankingModel(tfrs.Model):
 
   def __init__(self, model_inputs: ModelInputs, table_sizes: Mapping[str, int],
                optimizer: Optional[tf.keras.optimizers.legacy.Optimizer],
-               l2_regularization: float = 0.0):
+               l2_regularization: float = 0.0, losses: LossWeights = LossWeights(),
+               item_counts: Optional[np.ndarray] = None):
+    """`item_counts`: the training rows of each row of the item key's table, which
+    the retrieval loss corrects its scores by (needed only with that loss)."""
     super().__init__()
     self._user_features = [f.name for f in model_inputs.side('user')]
     self._item_features = [f.name for f in model_inputs.side('item')]
+    self._item_key = self._item_features[0]
     self._l2_regularization = l2_regularization
+    # Floats, not the options object: Keras would track it as a layer attribute.
+    self._label_weight = losses.label
+    self._label_value_weight = losses.label_value
+    self._retrieval_weight = losses.retrieval
+    if losses.label_value:
+      # label value ~ slope * logit + intercept: the 0/1 head's own score, stretched.
+      self._value_slope = self.add_weight(
+          name='value_slope', shape=[], initializer=tf.keras.initializers.Ones())
+      self._value_intercept = self.add_weight(
+          name='value_intercept', shape=[],
+          initializer=tf.keras.initializers.Constant(model_inputs.label.threshold))
+    if losses.retrieval:
+      if item_counts is None:
+        raise ValueError('the retrieval loss needs the training rows of each item')
+      # log of how often in-batch sampling draws each item as a negative; +1: an item
+      # the counting pass missed is still rare, not impossible.
+      self._item_log_frequency = tf.constant(np.log1p(item_counts), tf.float32)
     self._feature_configs = feature_configs(model_inputs, table_sizes)
     # optimizer=None builds the tables without slots, for export.
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
@@ -138,10 +161,9 @@ class RankingModel(tfrs.Model):
     return user, item
 
   @staticmethod
-  def _probability(user: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
-    logits = (tf.reduce_sum(user[:, :-1] * item[:, :-1], axis=1, keepdims=True)
-              + user[:, -1:] + item[:, -1:])
-    return tf.sigmoid(logits)
+  def _logits(user: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
+    return (tf.reduce_sum(user[:, :-1] * item[:, :-1], axis=1, keepdims=True)
+            + user[:, -1:] + item[:, -1:])
 
   def tower(self, side: str, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """[batch, dim] one tower from its own side's features alone (off a TPU: for the
@@ -154,22 +176,58 @@ class RankingModel(tfrs.Model):
 
   def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """[batch] ids per feature -> [batch, 1] probabilities."""
-    return self._probability(*self._towers(self._embeddings(features)))
+    return tf.sigmoid(self._logits(*self._towers(self._embeddings(features))))
 
   def compute_loss(self, features, training: bool = False) -> tf.Tensor:
-    """This replica's share of the global batch's mean binary cross-entropy (plus L2):
-    the replicas' shares add up to the mean over the global batch."""
+    """This replica's share of the global batch's mean weighted loss (plus L2): the
+    replicas' shares add up to the mean over the global batch."""
     labels = tf.cast(tf.reshape(features[LABEL_KEY], [-1, 1]), tf.float32)
     embeddings = self._embeddings(features)
     user, item = self._towers(embeddings)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
-    loss = self.task(labels=labels, predictions=self._probability(user, item))
+    logits = self._logits(user, item)
+    # Always computed: the task keeps the metrics (AUC...) of the probability.
+    loss = self._label_weight * self.task(labels=labels, predictions=tf.sigmoid(logits))
+    if self._label_value_weight:
+      loss += self._label_value_weight * self._label_value_loss(
+          tf.reshape(features[LABEL_VALUE_KEY], [-1, 1]), logits)
+    if self._retrieval_weight:
+      loss += self._retrieval_weight * self._retrieval_loss(
+          user, item, tf.reshape(features[self._item_key], [-1]), labels[:, 0])
     if self._l2_regularization:
       # On the looked-up rows only: a step touches the batch's rows, never the table.
       loss += self._l2_regularization * tf.add_n(
           [tf.reduce_sum(tf.square(e)) for e in embeddings.values()])
     return loss / global_batch
+
+  def _label_value_loss(self, values: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Summed squared error of the label values predicted from the logits (a row
+    without a value adds nothing)."""
+    predicted = self._value_slope * logits + self._value_intercept
+    error = tf.where(tf.math.is_finite(values), values - predicted, 0.0)
+    return tf.reduce_sum(tf.square(error))
+
+  def _retrieval_loss(self, user: tf.Tensor, item: tf.Tensor, item_ids: tf.Tensor,
+                      positive: tf.Tensor) -> tf.Tensor:
+    """Summed softmax cross-entropy of each positive row's item among the batch's items.
+
+    Scores are top_k's (user factors . item factors + item bias). The batch draws items
+    by their frequency, so a popular item is a negative more often than the catalogue
+    holds it; subtracting each item's log frequency (the "logQ" correction of sampled
+    softmax) makes the scores estimate the full-catalogue softmax instead of one that
+    punishes popularity. The same item on another row of the batch is no negative.
+    """
+    scores = (tf.matmul(user[:, :-1], item[:, :-1], transpose_b=True)
+              + tf.transpose(item[:, -1:])
+              - tf.gather(self._item_log_frequency, item_ids)[None, :])
+    rows = tf.shape(scores)[0]
+    duplicate = tf.logical_and(tf.equal(item_ids[:, None], item_ids[None, :]),
+                               tf.logical_not(tf.eye(rows, dtype=tf.bool)))
+    scores = tf.where(duplicate, tf.constant(-1e9, scores.dtype), scores)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.range(rows), logits=scores)
+    return tf.reduce_sum(cross_entropy * positive)
 
   def _with_mean_loss(self, logs):
     """The loss as the mean over the epoch's global batches (Keras' own `loss` is

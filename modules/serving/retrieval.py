@@ -8,7 +8,7 @@ MovieLens movies and a million items.
 """
 
 import math
-from typing import Sequence, Set, Tuple
+from typing import List, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -114,11 +114,11 @@ def overlap(approximate: np.ndarray, exact: np.ndarray) -> float:
       approximate.tolist(), exact.tolist())]))
 
 
-def recall(ranked: Sequence[Sequence[int]], positives: Sequence[Set[int]],
-           seen: Sequence[Set[int]], at: int) -> float:
-  """Mean over users of the share of their positive items among the first `at` of
-  their ranked items, once the items they were seen with are left out (and repeats:
-  items sharing a table row)."""
+def recall_shares(ranked: Sequence[Sequence[int]], positives: Sequence[Set[int]],
+                  seen: Sequence[Set[int]], at: int) -> List[float]:
+  """Each user's share of their positive items among the first `at` of their ranked
+  items, once the items they were seen with are left out (and repeats: items sharing a
+  table row)."""
   shares = []
   for items, wanted, known in zip(ranked, positives, seen):
     kept = []
@@ -128,4 +128,11 @@ def recall(ranked: Sequence[Sequence[int]], positives: Sequence[Set[int]],
         if len(kept) == at:
           break
     shares.append(len(wanted.intersection(kept)) / len(wanted))
+  return shares
+
+
+def recall(ranked: Sequence[Sequence[int]], positives: Sequence[Set[int]],
+           seen: Sequence[Set[int]], at: int) -> float:
+  """Recall@`at`: the mean over users of recall_shares."""
+  shares = recall_shares(ranked, positives, seen, at)
   return float(np.mean(shares)) if shares else 0.0

@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from contract.model_inputs import ModelInputs
@@ -58,12 +59,26 @@ class EpochHistory(tf.keras.callbacks.Callback):
     return {name: [e[name] for e in self.epochs] for name in names}
 
 
+def item_counts(model_inputs: ModelInputs, training: TrainingOptions,
+                table_sizes: Mapping[str, int], train_files: List[str],
+                feature_spec: Mapping[str, Any]) -> Optional[np.ndarray]:
+  """The training rows of each item (row of the item key's table), which the
+  retrieval loss needs; None without that loss."""
+  if not training.losses.retrieval:
+    return None
+  key = model_inputs.side('item')[0]
+  return reader.row_counts(training.input_format, train_files, feature_spec, key.name,
+                           table_sizes[key.table_name])
+
+
 def make_model(model_inputs: ModelInputs, training: TrainingOptions,
-               table_sizes: Mapping[str, int], strategy: tf.distribute.Strategy):
-  """The compiled ranker and its optimizer; call inside `strategy.scope()`."""
+               table_sizes: Mapping[str, int], strategy: tf.distribute.Strategy,
+               counts: Optional[np.ndarray] = None):
+  """The compiled ranker and its optimizer; call inside `strategy.scope()`. `counts`:
+  item_counts(), for the retrieval loss."""
   optimizer = optimizers.make_optimizer(training.optimizer, training.learning_rate)
   model = ranking.RankingModel(model_inputs, table_sizes, optimizer,
-                                 training.l2_regularization)
+                               training.l2_regularization, training.losses, counts)
   # The same optimizer for the tables and the model: on a TPU the tables are
   # updated by the embedding engine with its settings, elsewhere by Keras.
   model.compile(optimizer=optimizer, steps_per_execution=training.steps_per_execution)
@@ -87,8 +102,9 @@ def train(model_inputs: ModelInputs, training: TrainingOptions, table_sizes: Map
   starts the tables when their shapes fit (a backup still wins: it is newer).
   """
   tf.keras.utils.set_random_seed(training.seed)
+  counts = item_counts(model_inputs, training, table_sizes, train_files, feature_spec)
   with strategy.scope():
-    model, optimizer = make_model(model_inputs, training, table_sizes, strategy)
+    model, optimizer = make_model(model_inputs, training, table_sizes, strategy, counts)
     if base_model:
       reason = warm_start.why_not_warm(warm_start.saved_table_shapes(base_model),
                                       model_inputs, table_sizes)

@@ -52,7 +52,7 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
   del code_fingerprint
   tft_output = tft.TFTransformOutput(transform_graph.uri)
   try:
-    columns, multi_valued = columnar.check_feature_spec(tft_output.transformed_feature_spec())
+    columns = columnar.check_feature_spec(tft_output.transformed_feature_spec())
   except ValueError as e:
     raise ValueError(f'{e}. Set training.input_format: tf_example to train on the '
                      'tf.Examples instead.') from None
@@ -69,9 +69,10 @@ def ColumnarExamplesGen(  # pylint: disable=invalid-name
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, '*')))
     chunks = columnar.read_columns(files, raw_feature_spec, chunk_rows=16 * block_rows,
                                    transform=transform)
-    manifest = columnar.write_split(chunks, columns,
-                                    os.path.join(columnar_examples.uri, f'Split-{split}'),
-                                    block_rows=block_rows, seed=seed, multi_valued=multi_valued)
+    manifest = columnar.write_split(
+        chunks, columns.scalars, os.path.join(columnar_examples.uri, f'Split-{split}'),
+        block_rows=block_rows, seed=seed, multi_valued=columns.multi_valued,
+        floats=columns.floats)
     columnar_examples.set_int_custom_property(f'{split}_rows', manifest['rows'])
   if catalogue_key:
     every_split = artifact_utils.decode_split_names(examples.split_names)

@@ -112,6 +112,14 @@ class RunConfig(StrictModel):
     if self.tuning is not None and not self.tuning.search_space():
       raise problem_at('tuning', 'lists no option to search ('
                        + ', '.join(TUNED_OPTIONS) + ')')
+    if (self.tuning is not None and self.tuning.objective != 'auc'
+        and self.training.input_format != 'columnar'):
+      raise problem_at('tuning.objective', f'{self.tuning.objective} needs '
+                       'training.input_format: columnar (whole validation splits are read)')
+    item_key = next(name for name, f in self.features.items() if f.belongs_to == 'item')
+    if self.training.losses.retrieval and kind_of(self.features[item_key].kind).multi_valued:
+      raise problem_at('training.losses.retrieval', f'needs one value a row in the first '
+                       f'item feature ({item_key}), which tells the items apart')
     if self.retrieval.index == 'scann' and self.training.input_format != 'columnar':
       raise problem_at('retrieval.index', 'scann needs training.input_format: columnar '
                        '(the item catalogue is gathered by ColumnarExamplesGen)')

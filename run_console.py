@@ -110,7 +110,8 @@ def _tuner(execution, outputs) -> str:
     return 'no completed trial'
   best = trials[0]
   chosen = ', '.join(f'{name} {value}' for name, value in best['values'].items())
-  return f'best of {len(trials)} trial(s): validation AUC {best["score"]:.4f} with {chosen}'
+  return (f'best of {len(trials)} trial(s): {artifact_contents.tuner_objective(execution.properties)} '
+          f'{best["score"]:.4f} with {chosen}')
 
 
 def _trainer(execution, outputs) -> str:

@@ -37,7 +37,7 @@ With `--config ... --no-run`, an existing run is read and judged on its own spli
 import itertools
 import os
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -336,15 +336,20 @@ def _mean_interval(values: np.ndarray) -> List[float]:
 def _pooled_interval(users: np.ndarray, labels: np.ndarray, scores: np.ndarray
                      ) -> List[float]:
   """95% interval of the pooled AUC, the test users (all their rows) drawn again."""
+  aucs = [_auc(labels[rows], scores[rows]) for rows in _users_drawn_again(users, labels)]
+  return [float(v) for v in np.percentile(aucs, [2.5, 97.5])]
+
+
+def _users_drawn_again(users: np.ndarray, labels: np.ndarray) -> Iterator[np.ndarray]:
+  """The rows of BOOTSTRAP_DRAWS draws of the users with replacement (each user with
+  all their rows), the draws holding both labels."""
   by_user = list(_rows_by_user(users).values())
   draws = np.random.default_rng(1)
-  aucs = []
   for _ in range(BOOTSTRAP_DRAWS):
     rows = np.concatenate([by_user[i] for i in draws.integers(len(by_user),
                                                               size=len(by_user))])
     if 0 < labels[rows].sum() < len(rows):
-      aucs.append(_auc(labels[rows], scores[rows]))
-  return [float(v) for v in np.percentile(aucs, [2.5, 97.5])]
+      yield rows
 
 
 def _rows_by_user(users: np.ndarray) -> Dict[int, np.ndarray]:
@@ -364,14 +369,8 @@ def _gain(users: np.ndarray, labels: np.ndarray, scores: np.ndarray,
   drawn again with replacement: the test rows are the ratings of a few hundred users
   (ML-100K's time split: 98 new users), so which users they are moves an AUC more
   than many differences between two models."""
-  by_user = list(_rows_by_user(users).values())
-  draws = np.random.default_rng(1)
-  gains = []
-  for _ in range(BOOTSTRAP_DRAWS):
-    rows = np.concatenate([by_user[i] for i in draws.integers(len(by_user),
-                                                              size=len(by_user))])
-    if 0 < labels[rows].sum() < len(rows):
-      gains.append(_auc(labels[rows], scores[rows]) - _auc(labels[rows], baseline[rows]))
+  gains = [_auc(labels[rows], scores[rows]) - _auc(labels[rows], baseline[rows])
+           for rows in _users_drawn_again(users, labels)]
   low, high = np.percentile(gains, [2.5, 97.5])
   return {'gain': _auc(labels, scores) - _auc(labels, baseline),
           'low': float(low), 'high': float(high)}

@@ -7,13 +7,13 @@ when needed, so that listing runs stays quick.
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from contract.names import LABEL_KEY
+from contract.names import LABEL_KEY, TUNING_KEY
 from pipeline import artifact_files
 
 
@@ -85,8 +85,20 @@ def training_record(model_run_uri: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def tuner_objective(properties: Mapping[str, Any]) -> str:
+  """What a Tuner execution (its properties) scored trials by, e.g. 'validation in-user
+  AUC'."""
+  try:
+    tuning = json.loads(properties['custom_config'])[TUNING_KEY]
+    objective, recall_at = tuning.get('objective', 'auc'), tuning.get('recall_at', 10)
+  except (KeyError, ValueError, TypeError):
+    objective, recall_at = 'auc', 10
+  return 'validation ' + {'auc': 'AUC', 'in_user_auc': 'in-user AUC'}.get(
+      objective, f'recall@{recall_at}')
+
+
 def tuner_trials(tuner_results_uri: str) -> List[Dict[str, Any]]:
-  """The Tuner's completed trials, best first: trial_id, score (validation AUC) and
+  """The Tuner's completed trials, best first: trial_id, score (tuner_objective) and
   values (each chosen option's value). TFX writes the options beside the other two."""
   try:
     rows = json.loads(artifact_files.read_bytes(

@@ -197,8 +197,10 @@ def _tuning_table(store: RunStore, run: RunRecord) -> str:
   if not trials:
     return ''
   options = list(trials[0]['values'])
+  execution = run.execution('Tuner')
+  objective = artifact_contents.tuner_objective(execution.properties if execution else {})
   return (f'<h3>Tuner: {len(trials)} trial(s), best first (the Trainer used the first)'
-          '</h3>' + _table(['trial', 'validation AUC'] + options,
+          '</h3>' + _table(['trial', objective] + options,
                            [[t['trial_id'], t['score']] + [t['values'].get(o) for o in options]
                             for t in trials]))
 

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -176,7 +177,7 @@ def test_the_sample_matches_the_curated_schema(sample_run):
 
 def _transformed_rows(record, split):
   """The sample's raw examples of `split` through the run's transform graph, as
-  (label, movieId, userId) tuples."""
+  (label, label_value, movieId, userId) tuples."""
   examples, = record.outputs_of(_only_execution(record, 'CsvExampleGen').id)['examples']
   graph, = record.outputs_of(_only_execution(record, 'Transform').id)['transform_graph']
   tft_output = tft.TFTransformOutput(graph.uri)
@@ -185,7 +186,8 @@ def _transformed_rows(record, split):
       files, tft_output.raw_feature_spec(), chunk_rows=1000,
       transform=lambda raw: tft_output.transform_raw_features(raw, drop_unused_features=True))
   return [row for batch in batches
-          for row in zip(*(batch[name].tolist() for name in ('label', 'movieId', 'userId')))]
+          for row in zip(*(batch[name].tolist()
+                           for name in ('label', 'label_value', 'movieId', 'userId')))]
 
 
 @pytest.mark.slow
@@ -201,9 +203,10 @@ def test_transform_buckets_ids_derives_labels_and_records_the_domains(sample_run
     domain = schema[feature.name].int_domain
     assert (domain.min, domain.max) == (0, feature.vocab_size - 1)
   rows = _transformed_rows(record, 'train')
-  labels = [label for label, _, _ in rows]
+  labels = [label for label, _, _, _ in rows]
   assert set(labels) == {0, 1} and 0.3 < sum(labels) / len(labels) < 0.6
-  assert all(0 <= movie < 2000 and 0 <= user < 1000 for _, movie, user in rows)
+  assert all(0 <= movie < 2000 and 0 <= user < 1000 for _, _, movie, user in rows)
+  assert all((value >= 4) == label for label, value, _, _ in rows)
 
 
 @pytest.mark.slow
@@ -218,10 +221,13 @@ def test_the_trainer_reads_every_transformed_row_as_columnar_blocks(sample_run):
   for split in ('train', 'eval'):
     split_dir = os.path.join(columnar_examples.uri, f'Split-{split}')
     manifest = columnar.read_manifest(split_dir)
-    assert manifest['columns'] == ['label', 'movieId', 'userId']
+    assert manifest['columns'] == ['label', 'label_value', 'movieId', 'userId']
+    assert manifest['floats'] == ['label_value']
     blocks = [tf.io.parse_tensor(tf.io.read_file(columnar.block_path(split_dir, i)),
                                  tf.int64).numpy() for i in range(manifest['blocks'])]
-    written = sorted(row for block in blocks for row in zip(*block.tolist()))
+    # The float column holds its float64 values' bits.
+    written = sorted(row for block in blocks for row in zip(
+        block[0].tolist(), block[1].view(np.float64).tolist(), *block[2:].tolist()))
     assert written == sorted(_transformed_rows(record, split))
     assert manifest['rows'] == len(written)
 

@@ -82,7 +82,11 @@ def test_ids_are_hashed_and_the_label_derived(feature_spec, tmp_path):
       'userId': tf.io.FixedLenFeature([], tf.int64),
       'movieId': tf.io.FixedLenFeature([], tf.int64),
       'label': tf.io.FixedLenFeature([], tf.int64),
+      'label_value': tf.io.FixedLenFeature([], tf.float32),
   }
+  # The label's value as the data holds it, for a graded loss.
+  assert sorted(float(r['label_value']) for r in rows) == sorted(
+      r['rating'][0] for r in ROWS)
 
 
 def test_bucket_counts_are_recorded_in_the_transformed_schema(tmp_path):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from conftest import PROJECT_DIR
 from contract.model_inputs import ModelInputs
 from contract.options import TrainingOptions
-from contract.names import MODEL_INPUTS_KEY, TRAINING_KEY
+from contract.names import LABEL_VALUE_KEY, MODEL_INPUTS_KEY, TRAINING_KEY
 from modules.training import distribution as strategy_lib
 from modules.training import trainer
 from modules.transform import table_sizes
@@ -62,7 +62,9 @@ def trained(tmp_path_factory):
     with tf.io.TFRecordWriter(path, options='GZIP') as writer:
       for row in rows:
         writer.write(tf.train.Example(features=tf.train.Features(feature={
-            k: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+            k: tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)]))
+            if k == LABEL_VALUE_KEY else
+            tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
             for k, v in row.items()})).SerializeToString())
     files[split] = [path]
   fn_args = types.SimpleNamespace(

@@ -40,3 +40,16 @@ def test_each_trial_records_its_own_best_epoch_and_the_best_keeps_its_count(tmp_
   # What TFX's Tuner writes as best_hyperparameters, and the Trainer trains with.
   best = tuner.get_best_hyperparameters()[0].get_config()['values']
   assert best == {'learning_rate': 0.5, 'epochs': 1}
+
+
+def test_the_console_and_report_name_what_the_trials_were_scored_by():
+  import json  # pylint: disable=g-import-not-at-top
+  from inspection import artifact_contents  # pylint: disable=g-import-not-at-top
+
+  def named(tuning):
+    return artifact_contents.tuner_objective({'custom_config': json.dumps({'tuning': tuning})})
+
+  assert named({'max_trials': 2}) == 'validation AUC'
+  assert named({'objective': 'in_user_auc'}) == 'validation in-user AUC'
+  assert named({'objective': 'recall', 'recall_at': 20}) == 'validation recall@20'
+  assert artifact_contents.tuner_objective({}) == 'validation AUC'

@@ -33,10 +33,12 @@ class LossWeights(StrictModel):
   # Squared error of the label column's value (e.g. the rating), predicted from the
   # same score by a learned line: a 5 and a 4 both read 1 to the label, not to this.
   label_value: _Weight = 0.0
-  # In-batch softmax: each positive row's item against the batch's other items, scored
-  # by the user's dot product with each, corrected for how often each item is drawn
-  # (its training frequency), so that what a user picks, not only how they rate what
-  # they picked, shapes the towers: what top_k retrieves by.
+  # In-batch softmax: each row's item (every rated item is one the user picked) against
+  # the batch's other items, scored by the user's dot product with each plus the item's
+  # own retrieval bias, corrected for how often each item is drawn (its training
+  # frequency), so that what a user picks, not only how they rate what they picked,
+  # shapes the towers. top_k then retrieves by this score (and still returns each item's
+  # probability).
   retrieval: _Weight = 0.0
 
   @pydantic.model_validator(mode='after')

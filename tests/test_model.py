@@ -165,26 +165,59 @@ def test_the_label_value_loss_fits_the_value_through_the_probabilitys_own_score(
   assert model.compute_loss(BATCH).numpy() == pytest.approx(expected, rel=1e-4)
 
 
-def test_the_retrieval_loss_is_an_in_batch_softmax_corrected_for_item_frequency():
+def _randomize_retrieval_bias(model, rng):
+  """The retrieval bias table starts at zero: random values show where it is used."""
+  table, = [v for v in model.embedding.variables
+            if v.name.endswith(f'movieId{ranking.RETRIEVAL_BIAS_SUFFIX}_table:0')]
+  table.assign(rng.normal(0, 1, table.shape))
+  return table.numpy()[:, 0]
+
+
+def test_the_retrieval_loss_is_an_in_batch_softmax_of_every_row_corrected_for_item_frequency():
   model, counts = _ids_model(label=0.0, retrieval=1.0)
+  retrieval_bias = _randomize_retrieval_bias(model, np.random.default_rng(0))
   user, item, _ = _batch_logits(model, BATCH)
   items = BATCH['movieId'].numpy()
-  # top_k's score of each row's user for each row's item, less the item's log count.
-  scores = user[:, :-1] @ item[:, :-1].T + item[:, -1][None, :] - np.log1p(counts[items])[None, :]
+  # top_k's score of each row's user for each row's item (the retrieval bias, not the
+  # item bias), less the item's log count.
+  scores = (user[:, :-1] @ item[:, :-1].T + retrieval_bias[items][None, :]
+            - np.log1p(counts[items])[None, :])
   expected = 0.0
-  for row, positive in enumerate(BATCH['label'].numpy()):
+  # Every row, whatever its label: a rated item is a picked one.
+  for row in range(5):
     negatives = [j for j in range(5) if j == row or items[j] != items[row]]
     row_scores = scores[row, negatives]
     own = row_scores[negatives.index(row)]
-    expected += positive * (np.log(np.exp(row_scores).sum()) - own)
+    expected += np.log(np.exp(row_scores).sum()) - own
   assert model.compute_loss(BATCH).numpy() == pytest.approx(expected / 5, rel=1e-4)
+
+
+@pytest.mark.parametrize('retrieval', [0.0, 0.5])
+def test_search_vectors_rank_by_the_retrieval_bias_and_offsets_give_back_the_logit(retrieval):
+  model, _ = _ids_model(retrieval=retrieval)
+  rng = np.random.default_rng(1)
+  if retrieval:
+    retrieval_bias = _randomize_retrieval_bias(model, rng)
+  items = tf.constant([4, 0, 9], tf.int64)
+  vectors, offsets = (t.numpy() for t in model.search_vectors({'movieId': items}))
+  item = _tables(model)['movieId'][items.numpy()]
+  np.testing.assert_allclose(vectors[:, :-1], item[:, :-1])
+  # Without the retrieval loss the item's own bias; with it, the retrieval bias.
+  search_bias = retrieval_bias[items.numpy()] if retrieval else item[:, -1]
+  np.testing.assert_allclose(vectors[:, -1], search_bias, rtol=1e-6)
+  user = _tables(model)['userId'][[1]]
+  folded = np.concatenate([user[:, :-1], [[1.0]]], axis=1)
+  logits = folded @ vectors.T + user[:, -1:] + offsets[None, :]
+  probabilities = model({'userId': tf.constant([1, 1, 1], tf.int64), 'movieId': items})
+  np.testing.assert_allclose(_sigmoid(logits[0]), probabilities.numpy()[:, 0], rtol=1e-5)
 
 
 def test_the_retrieval_loss_needs_item_counts_and_some_loss_must_be_fitted():
   model_inputs = ModelInputs(features=(_feature('userId', 'user'), _feature('movieId', 'item')),
                              label=LABEL)
   with pytest.raises(ValueError, match='needs the training rows of each item'):
-    ranking.RankingModel(model_inputs, {'userId': 10, 'movieId': 10}, optimizer=None,
+    ranking.RankingModel(model_inputs, {'userId': 10, 'movieId': 10},
+                         optimizer=tf.keras.optimizers.legacy.Adagrad(0.1),
                          losses=LossWeights(retrieval=1.0))
   with pytest.raises(ValueError, match='every loss weight is 0'):
     LossWeights(label=0.0)

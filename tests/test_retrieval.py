@@ -20,6 +20,17 @@ def test_best_items_are_the_highest_inner_products_plus_the_users_bias():
   assert everything.shape == (2, 4)
 
 
+def test_item_offsets_change_the_logits_not_the_order():
+  users = tf.constant([[1.0, 0.0, 1.0]])
+  # [factor, factor, search bias]; an offset turns a search score into the logit.
+  items = tf.constant([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+  offsets = tf.constant([5.0, 0.0, -4.0])
+  logits, indices = retrieval.best_items(users, tf.constant([0.5]), items, tf.constant(3),
+                                         offsets)
+  assert indices.numpy().tolist() == [[2, 0, 1]]
+  np.testing.assert_allclose(logits.numpy(), [[3.5 - 4.0, 1.5 + 5.0, 0.5]])
+
+
 def test_recall_leaves_out_seen_and_repeated_items():
   ranked = [[5, 5, 1, 2, 3], [7, 8, 9]]
   positives = [{2, 3}, {9, 4}]
@@ -53,13 +64,15 @@ def test_the_scann_index_finds_the_exact_best_items_with_their_exact_scores(tmp_
   ids = tf.constant(np.arange(3000) * 10 + 7, tf.int64)
   users = tf.constant(rng.normal(0, 1, (50, 16)), tf.float32)
   bias = tf.constant(rng.normal(0, 1, 50), tf.float32)
-  index = retrieval.ScannIndex(items, ids, RetrievalOptions(index='scann'))
+  offsets = tf.constant(rng.normal(0, 1, 3000), tf.float32)
+  index = retrieval.ScannIndex(items, ids, RetrievalOptions(index='scann'), offsets)
   logits, found = index.best_items(users, bias, tf.constant(10))
-  exact_logits, exact = retrieval.best_items(users, bias, items, tf.constant(10))
+  exact_logits, exact = retrieval.best_items(users, bias, items, tf.constant(10), offsets)
   # (ScaNN trains its clusters anew each build: the share found varies, ~0.9-1 here.)
   assert retrieval.overlap(found.numpy(), exact.numpy()) >= 0.8
-  # Every item found is scored exactly: its inner product plus the user's bias.
-  scores = (users.numpy() @ items.numpy().T) + bias.numpy()[:, None]
+  # Every item found is scored exactly: its inner product plus the user's bias and its
+  # offset.
+  scores = (users.numpy() @ items.numpy().T) + bias.numpy()[:, None] + offsets.numpy()
   np.testing.assert_allclose(logits.numpy(), np.take_along_axis(scores, found.numpy(), 1),
                              rtol=1e-4, atol=1e-4)
   # Saved, it loads (once ScaNN's ops are) and answers with item ids and probabilities.

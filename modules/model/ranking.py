@@ -11,6 +11,12 @@ Summing keeps the last layer a dot product ("late binding": item vectors can be
 computed once, user vectors per request), lets every user feature meet every item
 feature, and gives a user without history the sum of what their side features learnt.
 
+With the retrieval loss, each item also has a retrieval bias (a one-unit table on the
+item key): how often users pick the item, kept apart from the item bias, which says how
+they rate it once picked. How often an item is picked says little of how its raters
+rate it: one bias for both cost 0.017 validation AUC and 0.028 in-user AUC at the same
+recall (bench/README.md, "Losses, side by side").
+
 On a TPU the embedding API places the tables (which one TFRS picks depends on the chip);
 elsewhere they are ordinary variables, and checkpoints are interchangeable between the
 two.
@@ -32,11 +38,26 @@ from contract.options import LossWeights
 INITIAL_SCALE = 0.05
 
 
-def feature_configs(model_inputs: ModelInputs, table_sizes: Mapping[str, int]
+# The retrieval bias's table is the item key's table name and this; its lookup, the
+# item key's name and this.
+RETRIEVAL_BIAS_SUFFIX = '_retrieval_bias'
+
+
+def feature_configs(model_inputs: ModelInputs, table_sizes: Mapping[str, int],
+                    retrieval_bias: bool = False
                     ) -> Dict[str, tf.tpu.experimental.embedding.FeatureConfig]:
   """A table per table name, sized from the transformed schema (`table_sizes`), and a
-  feature config per feature looking it up."""
+  feature config per feature looking it up; with `retrieval_bias`, one more one-unit
+  table looked up by the item key."""
   configs = {}
+  if retrieval_bias:
+    key = model_inputs.side('item')[0]
+    configs[key.name + RETRIEVAL_BIAS_SUFFIX] = tf.tpu.experimental.embedding.FeatureConfig(
+        table=tf.tpu.experimental.embedding.TableConfig(
+            vocabulary_size=table_sizes[key.table_name], dim=1,
+            initializer=tf.keras.initializers.Zeros(), combiner='sum',
+            name=f'{key.table_name}{RETRIEVAL_BIAS_SUFFIX}_table'),
+        name=key.name + RETRIEVAL_BIAS_SUFFIX)
   for table_name, features in model_inputs.tables().items():
     first = features[0]
     table = tf.tpu.experimental.embedding.TableConfig(
@@ -105,7 +126,8 @@ class RankingModel(tfrs.Model):
                l2_regularization: float = 0.0, losses: LossWeights = LossWeights(),
                item_counts: Optional[np.ndarray] = None):
     """`item_counts`: the training rows of each row of the item key's table, which
-    the retrieval loss corrects its scores by (needed only with that loss)."""
+    the retrieval loss corrects its scores by (needed to train with that loss; an
+    export, `optimizer=None`, builds the tables only)."""
     super().__init__()
     self._user_features = [f.name for f in model_inputs.side('user')]
     self._item_features = [f.name for f in model_inputs.side('item')]
@@ -122,13 +144,15 @@ class RankingModel(tfrs.Model):
       self._value_intercept = self.add_weight(
           name='value_intercept', shape=[],
           initializer=tf.keras.initializers.Constant(model_inputs.label.threshold))
-    if losses.retrieval:
-      if item_counts is None:
-        raise ValueError('the retrieval loss needs the training rows of each item')
+    if losses.retrieval and optimizer is not None and item_counts is None:
+      raise ValueError('the retrieval loss needs the training rows of each item')
+    if item_counts is not None:
       # log of how often in-batch sampling draws each item as a negative; +1: an item
       # the counting pass missed is still rare, not impossible.
       self._item_log_frequency = tf.constant(np.log1p(item_counts), tf.float32)
-    self._feature_configs = feature_configs(model_inputs, table_sizes)
+    self._retrieval_bias = self._item_key + RETRIEVAL_BIAS_SUFFIX
+    self._feature_configs = feature_configs(model_inputs, table_sizes,
+                                            retrieval_bias=bool(losses.retrieval))
     # optimizer=None builds the tables without slots, for export.
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
         feature_config=self._feature_configs, optimizer=optimizer)
@@ -151,9 +175,12 @@ class RankingModel(tfrs.Model):
     self._mean_loss = tf.keras.metrics.Mean(name='loss')
 
   def _embeddings(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """{feature: [batch, dim]}: each feature's row (multi-valued: rows combined)."""
-    return self.embedding({name: features[name]
-                           for name in self._user_features + self._item_features})
+    """{feature: [batch, dim]}: each feature's row (multi-valued: rows combined), and
+    the items' retrieval bias when the model has one."""
+    ids = {name: features[name] for name in self._user_features + self._item_features}
+    if self._retrieval_weight:
+      ids[self._retrieval_bias] = features[self._item_key]
+    return self.embedding(ids)
 
   def _towers(self, embeddings: Mapping[str, tf.Tensor]):
     user = tf.add_n([embeddings[name] for name in self._user_features])
@@ -165,14 +192,32 @@ class RankingModel(tfrs.Model):
     return (tf.reduce_sum(user[:, :-1] * item[:, :-1], axis=1, keepdims=True)
             + user[:, -1:] + item[:, -1:])
 
+  def _lookup(self, ids: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Some of the tables' rows (off a TPU, where any subset may be looked up)."""
+    return self.embedding(ids, serving_config={name: self._feature_configs[name]
+                                               for name in ids})
+
   def tower(self, side: str, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """[batch, dim] one tower from its own side's features alone (off a TPU: for the
     exported model, where a user is embedded without any item and the other way round)."""
     names = self._user_features if side == 'user' else self._item_features
-    embeddings = self.embedding(
-        {name: features[name] for name in names},
-        serving_config={name: self._feature_configs[name] for name in names})
+    embeddings = self._lookup({name: features[name] for name in names})
     return tf.add_n([embeddings[name] for name in names])
+
+  def search_vectors(self, item_features: Mapping[str, tf.Tensor]):
+    """(vectors [items, dim], offsets [items]) of items for top-K search, off a TPU.
+
+    A folded user [factors, 1] (modules/serving/retrieval.py fold_user) times an item's
+    vector is the score search ranks by: the item tower, its bias replaced by the
+    retrieval bias when the model has one. Plus the item's offset and the user's bias,
+    it is the item's logit (the offset is 0 without a retrieval bias).
+    """
+    item = self.tower('item', item_features)
+    if not self._retrieval_weight:
+      return item, tf.zeros_like(item[:, -1])
+    bias = self._lookup({self._retrieval_bias: item_features[self._item_key]})[
+        self._retrieval_bias][:, 0]
+    return tf.concat([item[:, :-1], bias[:, None]], axis=1), item[:, -1] - bias
 
   def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """[batch] ids per feature -> [batch, 1] probabilities."""
@@ -194,7 +239,8 @@ class RankingModel(tfrs.Model):
           tf.reshape(features[LABEL_VALUE_KEY], [-1, 1]), logits)
     if self._retrieval_weight:
       loss += self._retrieval_weight * self._retrieval_loss(
-          user, item, tf.reshape(features[self._item_key], [-1]), labels[:, 0])
+          user, item, embeddings[self._retrieval_bias],
+          tf.reshape(features[self._item_key], [-1]))
     if self._l2_regularization:
       # On the looked-up rows only: a step touches the batch's rows, never the table.
       loss += self._l2_regularization * tf.add_n(
@@ -208,26 +254,28 @@ class RankingModel(tfrs.Model):
     error = tf.where(tf.math.is_finite(values), values - predicted, 0.0)
     return tf.reduce_sum(tf.square(error))
 
-  def _retrieval_loss(self, user: tf.Tensor, item: tf.Tensor, item_ids: tf.Tensor,
-                      positive: tf.Tensor) -> tf.Tensor:
-    """Summed softmax cross-entropy of each positive row's item among the batch's items.
+  def _retrieval_loss(self, user: tf.Tensor, item: tf.Tensor, retrieval_bias: tf.Tensor,
+                      item_ids: tf.Tensor) -> tf.Tensor:
+    """Summed softmax cross-entropy of each row's item among the batch's items.
 
-    Scores are top_k's (user factors . item factors + item bias). The batch draws items
-    by their frequency, so a popular item is a negative more often than the catalogue
-    holds it; subtracting each item's log frequency (the "logQ" correction of sampled
-    softmax) makes the scores estimate the full-catalogue softmax instead of one that
-    punishes popularity. The same item on another row of the batch is no negative.
+    Every row counts, whatever its label: a rated item is one the user picked, which is
+    what retrieval predicts (on positive rows only, recall@10 was 0.13, on every row
+    0.20; bench/README.md). Scores are top_k's (user factors . item factors + retrieval
+    bias). The batch draws items by their frequency, so a popular item is a negative
+    more often than the catalogue holds it; subtracting each item's log frequency (the
+    "logQ" correction of sampled softmax) makes the scores estimate the full-catalogue
+    softmax instead of one that punishes popularity. The same item on another row of
+    the batch is no negative.
     """
     scores = (tf.matmul(user[:, :-1], item[:, :-1], transpose_b=True)
-              + tf.transpose(item[:, -1:])
+              + tf.transpose(retrieval_bias)
               - tf.gather(self._item_log_frequency, item_ids)[None, :])
     rows = tf.shape(scores)[0]
     duplicate = tf.logical_and(tf.equal(item_ids[:, None], item_ids[None, :]),
                                tf.logical_not(tf.eye(rows, dtype=tf.bool)))
     scores = tf.where(duplicate, tf.constant(-1e9, scores.dtype), scores)
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.range(rows), logits=scores)
-    return tf.reduce_sum(cross_entropy * positive)
+    return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.range(rows), logits=scores))
 
   def _with_mean_loss(self, logs):
     """The loss as the mean over the epoch's global batches (Keras' own `loss` is

@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from contract.model_inputs import ModelInputs
+from contract.options import LossWeights
 from contract.names import (BIAS_KEY, EMBEDDING_KEY, IDS_SIGNATURE, ITEM_EMBEDDING_SIGNATURE,
                             ITEM_IDS_KEY, LABEL_KEY, PREDICTION_KEY, SERVING_SIGNATURE,
                             TOP_K_SIGNATURE, TRANSFORM_SIGNATURE, USER_EMBEDDING_SIGNATURE)
@@ -28,6 +29,9 @@ class ServingModule(tf.Module):
   product plus the user's bias, which orders nothing:
 
       logit = dot(user_embedding, item_embedding) + user_bias
+
+  top_k ranks the catalogue by the search vectors (RankingModel.search_vectors): the
+  same, unless the model learned a retrieval bias, which then replaces the item bias.
   """
 
   def __init__(self, model: ranking.RankingModel, tft_output: tft.TFTransformOutput,
@@ -43,7 +47,7 @@ class ServingModule(tf.Module):
                        for side in ('user', 'item')}
     self._raw_spec = {**self._feature_spec,
                       model_inputs.label.column: raw_spec[model_inputs.label.column]}
-    self.catalogue_ids = self.catalogue_vectors = None
+    self.catalogue_ids = self.catalogue_vectors = self.catalogue_offsets = None
     self.items_sharing_a_row = 0
     if catalogue_path:
       key = model_inputs.side('item')[0].name
@@ -51,9 +55,9 @@ class ServingModule(tf.Module):
       rows = self._rows(items)
       self.catalogue_ids = tf.Variable(_dense(items[key]), trainable=False,
                                        name='catalogue_ids')
-      # The item's last unit is its bias, which the user's 1 multiplies: already folded.
-      self.catalogue_vectors = tf.Variable(self.model.tower('item', rows), trainable=False,
-                                           name='catalogue_vectors')
+      vectors, offsets = self.model.search_vectors(rows)
+      self.catalogue_vectors = tf.Variable(vectors, trainable=False, name='catalogue_vectors')
+      self.catalogue_offsets = tf.Variable(offsets, trainable=False, name='catalogue_offsets')
       # Each catalogue item's row of the item key's table, for recall by rows; items
       # whose key shares a row with another's cannot be told apart (hash collisions).
       self.catalogue_rows = rows[key].numpy()
@@ -135,12 +139,13 @@ class ServingModule(tf.Module):
       @tf.function(input_signature=[values_spec(user_spec),
                                     tf.TensorSpec([], tf.int32, name='k')])
       def top_k(values, k):
-        """The user-side raw values and k -> the k catalogue items of highest
-        probability for each user (every item the data held; none is excluded), best
-        first: their ids ([batch, k]) and probabilities, as serving_default would score
-        each pair."""
+        """The user-side raw values and k -> each user's k best catalogue items (every
+        item the data held; none is excluded), best first: of highest probability or,
+        when the model was trained with the retrieval loss, most likely picked. Their
+        ids ([batch, k]) and probabilities, as serving_default would score each pair."""
         vectors, bias = self._user_vectors(as_raw(values, user_spec, TOP_K_SIGNATURE))
-        logits, indices = retrieval.best_items(vectors, bias, self.catalogue_vectors, k)
+        logits, indices = retrieval.best_items(vectors, bias, self.catalogue_vectors, k,
+                                               self.catalogue_offsets)
         return {ITEM_IDS_KEY: tf.gather(self.catalogue_ids, indices),
                 PREDICTION_KEY: tf.sigmoid(logits)}
 
@@ -185,12 +190,13 @@ def _same_lengths(values: Mapping[str, tf.Tensor], names: List[str],
 
 
 def export(checkpoint_path: str, model_inputs: ModelInputs, table_sizes: Mapping[str, int],
-           tft_output: tft.TFTransformOutput, serving_dir: str,
+           losses: LossWeights, tft_output: tft.TFTransformOutput, serving_dir: str,
            catalogue_path: Optional[str] = None) -> ServingModule:
   """Rebuilds the model outside any distribution strategy, restores the trained
   tables and saves a SavedModel (with the catalogue's item vectors when given); a
-  TPU-distributed model is never saved directly."""
-  model = ranking.RankingModel(model_inputs, table_sizes, optimizer=None)
+  TPU-distributed model is never saved directly. `losses`: the ones it was trained
+  with (the retrieval loss adds a table)."""
+  model = ranking.RankingModel(model_inputs, table_sizes, optimizer=None, losses=losses)
   ranking.build(model, model_inputs)
   tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial(
   ).assert_existing_objects_matched()

@@ -1,14 +1,15 @@
 """Top-K search of the catalogue: exact (every item scored) and approximate (ScaNN).
 
 Vectors are the folded ones of the exported model (modules/serving/export.py ServingModule):
-a user [factors, 1] with its bias apart, an item [factors, bias], so that a score is one
-inner product. The exact search is one matrix product over the whole catalogue; the
+a user [factors, 1] with its bias apart, an item [factors, bias] (RankingModel.search_vectors:
+the retrieval bias when the model learned one), so that the score search ranks by is one
+inner product; an item's offset and the user's bias turn it into the item's logit. The exact search is one matrix product over the whole catalogue; the
 ScaNN index scores a few of its clusters. bench/serving.py measures both over 1,682
 MovieLens movies and a million items.
 """
 
 import math
-from typing import List, Sequence, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,12 +30,21 @@ def fold_user(tower: tf.Tensor):
 
 
 def best_items(user_vectors: tf.Tensor, user_bias: tf.Tensor, item_vectors: tf.Tensor,
-               k: tf.Tensor):
-  """(logits [batch, k], item indices [batch, k]) of each user's k best items, best
-  first; k beyond the catalogue is the whole catalogue."""
-  logits = tf.matmul(user_vectors, item_vectors, transpose_b=True) + user_bias[:, None]
-  best = tf.math.top_k(logits, tf.minimum(k, tf.shape(logits)[1]))
-  return best.values, best.indices
+               k: tf.Tensor, item_offsets: Optional[tf.Tensor] = None):
+  """(logits [batch, k], item indices [batch, k]) of each user's k best items by their
+  search score, best first; k beyond the catalogue is the whole catalogue."""
+  scores = tf.matmul(user_vectors, item_vectors, transpose_b=True)
+  best = tf.math.top_k(scores, tf.minimum(k, tf.shape(scores)[1]))
+  return _logits(best.values, best.indices, user_bias, item_offsets), best.indices
+
+
+def _logits(scores: tf.Tensor, indices: tf.Tensor, user_bias: tf.Tensor,
+            item_offsets: Optional[tf.Tensor]) -> tf.Tensor:
+  """The found items' logits from their search scores [batch, k]."""
+  logits = scores + user_bias[:, None]
+  if item_offsets is None:
+    return logits
+  return logits + tf.gather(item_offsets, tf.maximum(indices, 0))
 
 
 def scann_leaves(items: int, options: RetrievalOptions) -> Tuple[int, int]:
@@ -57,13 +67,13 @@ class ScannIndex(tf.Module):
   are not (TF Serving, TFMA); loading the index needs `import scann` first.
 
   Its top_k takes what the model's user_embedding returns and k, and returns what the
-  model's top_k does. The candidates are rescored exactly, so a returned item's
-  probability is serving_default's; a user whose searched leaves hold fewer than k items
+  model's top_k does. The candidates are rescored exactly (plus their offsets), so a
+  returned item's probability is serving_default's; a user whose searched leaves hold fewer than k items
   gets fewer, the rest padded with id -1 (or '') and probability 0.
   """
 
   def __init__(self, item_vectors: tf.Tensor, item_ids: tf.Tensor,
-               options: RetrievalOptions):
+               options: RetrievalOptions, item_offsets: Optional[tf.Tensor] = None):
     super().__init__()
     vectors = np.asarray(item_vectors, np.float32)
     self.leaves, self.leaves_to_search = scann_leaves(len(vectors), options)
@@ -74,6 +84,9 @@ class ScannIndex(tf.Module):
             2, anisotropic_quantization_threshold=0.2).reorder(options.reorder).build()
     self._searcher_state = searcher.serialize_to_module()
     self.item_ids = tf.Variable(item_ids, trainable=False, name='item_ids')
+    self.item_offsets = tf.Variable(
+        tf.zeros([len(vectors)]) if item_offsets is None else item_offsets,
+        trainable=False, name='item_offsets')
     self._no_id = tf.constant('' if self.item_ids.dtype == tf.string else -1,
                               self.item_ids.dtype)
 
@@ -86,7 +99,8 @@ class ScannIndex(tf.Module):
         pre_reorder_num_neighbors=tf.maximum(k, self.reorder))
     # ScaNN pads a short answer with item 0 at a NaN distance.
     missing = tf.math.is_nan(found.distances)
-    logits = tf.where(missing, -np.inf, found.distances + user_bias[:, None])
+    logits = tf.where(missing, -np.inf, _logits(found.distances, found.indices, user_bias,
+                                                self.item_offsets))
     return logits, tf.where(missing, -1, found.indices)
 
   def signatures(self):

@@ -56,7 +56,7 @@ def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir
   depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in users)
   user_vectors, user_bias = retrieval.fold_user(tower)
   _, indices = retrieval.best_items(user_vectors, user_bias, module.catalogue_vectors,
-                                    tf.constant(depth))
+                                    tf.constant(depth), module.catalogue_offsets)
   ranked = module.catalogue_rows[indices.numpy()].tolist()
   items, counts = np.unique(train[item_key].numpy(), return_counts=True)
   popular = items[np.argsort(-counts, kind='stable')].tolist()

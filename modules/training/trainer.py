@@ -89,12 +89,12 @@ def _export(fn_args, checkpoint_path, model_inputs, training, retrieval_options,
   if training.input_format == 'columnar':
     train_dir = reader.split_dir(fn_args.train_files)
     catalogue_path = catalogue.find(train_dir)
-  module = export.export(checkpoint_path, model_inputs, table_sizes, tft_output,
-                         fn_args.serving_model_dir, catalogue_path)
+  module = export.export(checkpoint_path, model_inputs, table_sizes, training.losses,
+                         tft_output, fn_args.serving_model_dir, catalogue_path)
   index = None
   if retrieval_options.index == 'scann' and module.catalogue_vectors is not None:
     index = retrieval.ScannIndex(module.catalogue_vectors, module.catalogue_ids,
-                                 retrieval_options)
+                                 retrieval_options, module.catalogue_offsets)
     index.save(os.path.join(fn_args.serving_model_dir, SCANN_INDEX_DIR))
   catalogue_report = None
   if module.catalogue_vectors is not None:  # only with a catalogue: columnar input

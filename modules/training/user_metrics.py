@@ -108,7 +108,7 @@ class UserMetrics:
     """Recall@`at` of the validation users' positive items in their ranked catalogue."""
     if not self._recall_users:
       return float('nan')
-    items = model.tower('item', self._catalogue)
+    items, _ = model.search_vectors(self._catalogue)
     known = [self._seen.get(u, set()) for u in self._recall_users]
     depth = tf.constant(at + max(len(k) for k in known))
     ranked = []
@@ -116,7 +116,7 @@ class UserMetrics:
       rows = tf.constant(self._user_rows[start:start + _USER_BATCH])
       tower = model.tower('user', {name: tf.gather(self._validation[name], rows)
                                    for name in self._user_features})
-      # An item tower's last unit is its bias, which the folded user's 1 meets.
+      # An item's last unit is its (search) bias, which the folded user's 1 meets.
       _, indices = retrieval.best_items(*retrieval.fold_user(tower), items, depth)
       ranked.extend(self._catalogue_items[indices.numpy()].tolist())
     return retrieval.recall(ranked, self._positives, known, at)

@@ -120,9 +120,14 @@ def known_table_values(model_inputs: ModelInputs) -> Dict[str, int]:
           for f in model_inputs.features if f.max_rows is not None}
 
 
-def table_bytes(model_inputs: ModelInputs, optimizer: str) -> int:
-  """Memory of the embedding tables the config sizes and their optimizer slots."""
+def table_bytes(model_inputs: ModelInputs, optimizer: str, retrieval_bias: bool = False
+                ) -> int:
+  """Memory of the embedding tables the config sizes and their optimizer slots; with
+  `retrieval_bias` (the retrieval loss), also the one-unit table on the item key."""
   values = sum(known_table_values(model_inputs).values())
+  item_key = model_inputs.side('item')[0]
+  if retrieval_bias and item_key.max_rows is not None:
+    values += item_key.max_rows
   return values * FLOAT_BYTES * (1 + OPTIMIZER_SLOTS[optimizer])
 
 

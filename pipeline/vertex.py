@@ -79,7 +79,8 @@ def check_runs_on_vertex(config: config_lib.RunConfig) -> VertexConfig:
 def _check_tables_fit(config: config_lib.RunConfig, machine: str, tpu, error) -> None:
   """The tables the config sizes, and their optimizer slots, fit the TPU's memory as
   TFRS places them there (on v5e every chip holds them all)."""
-  needed = table_bytes(config.model_inputs, config.training.optimizer)
+  needed = table_bytes(config.model_inputs, config.training.optimizer,
+                       bool(config.training.losses.retrieval))
   if needed <= tpu.table_memory:
     return
   tables = known_table_values(config.model_inputs)

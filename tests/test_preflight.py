@@ -96,6 +96,16 @@ def test_table_memory_counts_each_optimizers_slots():
     preflight.check_memory(config, memory_bytes=191_999)
 
 
+def test_table_memory_counts_the_retrieval_bias_table():
+  config = config_lib.load_config(SAMPLE_CONFIG)  # movieId: 2000 rows
+  assert options.table_bytes(config.model_inputs, 'adagrad', retrieval_bias=True) == (
+      (24_000 + 2000) * 4 * 2)
+  with_retrieval = config_lib.load_config(SAMPLE_CONFIG, ['training.losses.retrieval=0.3'])
+  preflight.check_memory(with_retrieval, memory_bytes=208_000)
+  with pytest.raises(config_lib.ConfigError, match='need 0.0 GB, more than the 0.0 GB free'):
+    preflight.check_memory(with_retrieval, memory_bytes=207_999)
+
+
 @pytest.mark.parametrize('contents', ['userId,movieId,rating,timestamp\n',
                                       'userId,movieId,rating,timestamp\n\n  \n'])
 def test_an_input_with_a_header_and_no_rows(tmp_path, capsys, contents):

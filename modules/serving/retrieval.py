@@ -1,10 +1,11 @@
 """Top-K search of the catalogue: exact (every item scored) and approximate (ScaNN).
 
-Vectors are the folded ones of the exported model (modules/serving/export.py ServingModule):
-a user [factors, 1] with its bias apart, an item [factors, bias] (RankingModel.search_vectors:
-the retrieval bias when the model learned one), so that the score search ranks by is one
-inner product; an item's offset and the user's bias turn it into the item's logit. The exact search is one matrix product over the whole catalogue; the
-ScaNN index scores a few of its clusters. bench/serving.py measures both over 1,682
+Vectors are the folded ones of the exported model (modules/serving/export.py
+ServingModule): a user [factors, 1] with its bias apart, an item [factors, bias]
+(RankingModel.search_vectors: the retrieval bias when the model learned one), so that
+the score search ranks by is one inner product; an item's offset and the user's bias
+turn it into the item's logit. The exact search is one matrix product over the whole
+catalogue; the ScaNN index scores a few of its clusters. bench/serving.py measures both over 1,682
 MovieLens movies and a million items.
 """
 
@@ -68,8 +69,8 @@ class ScannIndex(tf.Module):
 
   Its top_k takes what the model's user_embedding returns and k, and returns what the
   model's top_k does. The candidates are rescored exactly (plus their offsets), so a
-  returned item's probability is serving_default's; a user whose searched leaves hold fewer than k items
-  gets fewer, the rest padded with id -1 (or '') and probability 0.
+  returned item's probability is serving_default's; a user whose searched leaves hold
+  fewer than k items gets fewer, the rest padded with id -1 (or '') and probability 0.
   """
 
   def __init__(self, item_vectors: tf.Tensor, item_ids: tf.Tensor,

@@ -88,7 +88,8 @@ def available_memory() -> int:
 
 def check_memory(config: config_lib.RunConfig, memory_bytes: int) -> None:
   """The tables and their slots fit in this machine's free memory."""
-  needed = table_bytes(config.model_inputs, config.training.optimizer)
+  needed = table_bytes(config.model_inputs, config.training.optimizer,
+                       bool(config.training.losses.retrieval))
   if needed > memory_bytes:
     tables = known_table_values(config.model_inputs)
     largest = max(tables, key=tables.get)

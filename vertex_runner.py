@@ -3,12 +3,17 @@
     python vertex_runner.py --config configs/vertex_movielens_1m.yaml \
         --image us-docker.pkg.dev/PROJECT/ranker/pipeline:1 --output ranker_pipeline.json
     python vertex_runner.py --config configs/vertex_movielens_1m.yaml --image ... --submit
+    python vertex_runner.py --config configs/vertex_sample.yaml --emulate /tmp/vertex-sample
 
 The graph is the one `local_runner.py` runs. The config's `vertex` section says where:
 project and region, the Trainer's machines (TPUs, GPUs or CPUs), Dataflow for the Beam
 components, and an optional Vertex AI Endpoint. Compiling needs no credentials and no
 network; submitting uses Application Default Credentials (`gcloud auth application-default
 login`). Vertex AI brings its own ML Metadata store, so none is configured here.
+
+--emulate DIR runs the compiled spec on this machine as Vertex AI would (the tasks'
+container commands in a folder laid out as the image, gs:// under DIR, the Trainer's custom
+job as local processes); see pipeline/vertex_emulator.
 """
 
 import argparse
@@ -22,6 +27,8 @@ process_env.configure()
 from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
 from pipeline import paths  # pylint: disable=g-import-not-at-top
 from pipeline.local import preflight  # pylint: disable=g-import-not-at-top
+
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def with_overrides(config: config_lib.RunConfig, args: argparse.Namespace
@@ -75,13 +82,23 @@ def main(argv=None) -> int:
   parser.add_argument('--region', help='Vertex AI region (overrides vertex.region)')
   parser.add_argument('--service-account', dest='service_account',
                       help='service account the run uses (overrides vertex.service_account)')
-  parser.add_argument('--output', default='pipeline.json', help='pipeline spec to write')
+  parser.add_argument('--output', help='pipeline spec to write (default: pipeline.json)')
   parser.add_argument('--submit', action='store_true',
                       help='start a run on Vertex AI Pipelines after compiling')
+  parser.add_argument('--emulate', metavar='DIR',
+                      help='run the compiled spec on this machine as Vertex AI would, '
+                      'gs:// standing for DIR/gcs (the spec is written to DIR/pipeline.json '
+                      'unless --output is given)')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when its inputs are unchanged')
   args = parser.parse_args(argv)
+  if args.submit and args.emulate:
+    parser.error('--submit and --emulate exclude each other')
+  if args.output is None:
+    args.output = (os.path.join(args.emulate, 'pipeline.json') if args.emulate
+                   else 'pipeline.json')
   output = os.path.abspath(args.output)
+  os.makedirs(os.path.dirname(output), exist_ok=True)
   try:
     config = with_overrides(config_lib.load_config(args.config, args.overrides), args)
     if config.paths.schema_file and not paths.is_uri(config.paths.schema_file):
@@ -91,6 +108,10 @@ def main(argv=None) -> int:
     print(f'vertex_runner.py: {e}', file=sys.stderr)
     return 2
   print(f'wrote {args.output}')
+  if args.emulate:
+    from pipeline.vertex_emulator import run as emulator  # pylint: disable=g-import-not-at-top
+    return emulator.emulate(output, args.emulate, PROJECT_DIR,
+                            enable_cache=not args.no_cache)
   if not args.submit:
     return 0
   # Imported here: compiling must work without the Google auth stack being usable.

@@ -37,7 +37,9 @@ SUBLAYERS = {
     'modules': {'transform': 0, 'model': 0, 'data': 0, 'evaluation_metrics': 0,
                 'serving': 1, 'training': 2, 'tuning': 3},
     'pipeline': {'paths': 0, 'process_env': 0, 'artifact_files': 1, 'fingerprint': 1,
-                 'components': 2, 'config': 2, 'local': 3, 'vertex': 3, 'graph': 4},
+                 'components': 2, 'config': 2, 'local': 3, 'vertex': 3, 'graph': 4,
+                 # Runs a compiled spec; uses the local ML Metadata helpers.
+                 'vertex_emulator': 4},
 }
 PACKAGES = ('contract', 'modules', 'pipeline', 'inspection')
 

@@ -9,6 +9,7 @@ import json
 import os
 from typing import Optional, Sequence
 
+from absl import logging
 import tensorflow as tf
 
 TPU, MULTI_WORKER, MIRRORED, DEFAULT = 'tpu', 'multi_worker', 'mirrored', 'default'
@@ -51,6 +52,8 @@ def distribute(strategy: tf.distribute.Strategy, dataset_fn, global_batch_size: 
 
   def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
     contexts.append(context)
+    logging.info('Input pipeline %d of %d', context.input_pipeline_id,
+                 context.num_input_pipelines)
     return dataset_fn(context.get_per_replica_batch_size(global_batch_size),
                       context.input_pipeline_id, context.num_input_pipelines)
 

@@ -17,8 +17,9 @@ FAIL, WARN = 'fail', 'warn'
 
 class DataVerdict(tfx.dsl.Artifact):
   """What the gate decided: `anomalies` found and `on_anomalies` then in force."""
-  # <namespace>.<Name>: the form Vertex AI Pipelines requires of a custom artifact type.
-  TYPE_NAME = 'ranker.DataVerdict'
+  # <namespace>.<Name>, the form Vertex AI requires, and importable by that name (TFX's
+  # Vertex entrypoint imports the class by it): pipeline/__init__.py provides it.
+  TYPE_NAME = 'pipeline.DataVerdict'
 
 
 @tfx.dsl.components.component

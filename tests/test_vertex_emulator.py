@@ -5,7 +5,7 @@ answered from the emulator's ML Metadata, the Trainer's custom job as local proc
 The end-to-end runs are real processes, as a person starts them: the shipped sample's
 Vertex config (a TPU v5e Trainer, which trains on CPU here), then a second run in the same
 folder with a 2-replica CPU pool, which must reuse the cache and judge its model against
-the first run's.
+the first run's, and deploy it to an Endpoint (recorded, not made).
 """
 
 import glob
@@ -25,8 +25,12 @@ from pipeline.vertex_emulator import store as store_lib
 from pipeline.vertex_emulator.container import emulated_services
 
 VERTEX_SAMPLE = os.path.join(PROJECT_DIR, 'configs', 'vertex_sample.yaml')
-TWO_CPU_REPLICAS = ('--set', 'vertex.trainer.machine_type=n1-standard-4',
-                    '--set', 'vertex.trainer.replica_count=2')
+# The second run: two CPU replicas, and the blessed model deployed to an Endpoint.
+SECOND_RUN = ('--set', 'vertex.trainer.machine_type=n1-standard-4',
+              '--set', 'vertex.trainer.replica_count=2',
+              '--set', 'vertex.endpoint.name=ranker',
+              '--set', 'vertex.endpoint.serving_image=us-docker.pkg.dev/vertex-ai/prediction/'
+              'tf2-cpu.2-15:latest')
 _TASK_LINE = re.compile(r'^\d\d:\d\d:\d\d  (\S+) +(.*)$')
 
 
@@ -52,11 +56,11 @@ def _task_folder(folder, run_line, task):
 
 @pytest.fixture(scope='module')
 def emulated(tmp_path_factory):
-  """(folder, first run, second run): the shipped config, then two CPU replicas."""
+  """(folder, first run, second run): the shipped config, then SECOND_RUN's."""
   folder = tmp_path_factory.mktemp('vertex') / 'emulated'
   first = _emulate(folder)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-  second = _emulate(folder, *TWO_CPU_REPLICAS)
+  second = _emulate(folder, *SECOND_RUN)
   return folder, first, second
 
 
@@ -113,6 +117,18 @@ def test_a_second_run_reuses_the_cache_and_judges_against_the_first(emulated):
       _task_folder(folder, second.stdout, 'Evaluator'), 'executor_output.json')).read())
   blessing = evaluation['artifacts']['blessing']['artifacts'][0]['metadata']
   assert blessing['baseline_model_id'] == first_model_name
+
+
+@pytest.mark.slow
+def test_an_endpoint_deployment_is_recorded_not_made(emulated):
+  folder, _, second = emulated
+  assert 'the Endpoint deployment is written to' in second.stdout
+  assert _results(second.stdout)['Pusher'].endswith(
+      'pushed to projects/my-gcp-project/locations/us-central1/endpoints/ranker')
+  deployment, = (folder / 'endpoints').iterdir()
+  request = json.loads(deployment.read_text())
+  assert request['serving_args']['endpoint_name'] == 'ranker'
+  assert os.path.exists(os.path.join(request['serving_path'], 'saved_model.pb'))
 
 
 @pytest.mark.slow

@@ -145,14 +145,15 @@ TuningObjective = Literal['auc', 'in_user_auc', 'recall']
 
 class TuningOptions(StrictModel):
   """What the Tuner searches: each listed option's values (absent: the training value
-  stays), `max_trials` combinations of them chosen by the `oracle` (random, or Bayesian
-  optimization: a Gaussian process over the trials so far), each trained up to
+  stays), `max_trials` combinations of them chosen by the `oracle` (random, Bayesian
+  optimization: a Gaussian process over the trials so far, or the grid in order), each trained up to
   `epochs` epochs and scored by its best epoch's `objective` on the validation split;
   the Trainer trains the best combination for its best epoch count."""
   max_trials: PositiveInt
   epochs: PositiveInt = 1
   seed: Integer = 42
-  oracle: Literal['random', 'bayesian'] = 'random'
+  # grid: every combination once, in order (a search that repeats itself).
+  oracle: Literal['random', 'bayesian', 'grid'] = 'random'
   # in_user_auc and recall need training.input_format: columnar (whole splits are read).
   objective: TuningObjective = 'auc'
   recall_at: PositiveInt = 10

@@ -29,8 +29,32 @@ from modules.training import loop
 from modules.training import user_metrics
 from modules.transform import table_sizes
 
+EPOCHS = 'epochs'
+
+
+class GridOracle(keras_tuner.oracles.GridSearchOracle):
+  """Every combination of the listed options once, in order (up to `max_trials`), so two
+  searches of the same space pick the same options.
+
+  `epochs` is not an axis of the grid but what each trial recorded (best_epoch_result):
+  KerasTuner's grid steps from the last trial's values through each value's position in
+  its list, and a trial's own epoch count is in no list. The grid is stepped as if every
+  trial had the count the space holds."""
+
+  def _as_grid_point(self, values):
+    fixed = {hp.name: hp.default for hp in self.get_space().space}
+    return {**values, EPOCHS: fixed[EPOCHS]} if EPOCHS in values else values
+
+  def _get_next_combination(self, values):
+    return super()._get_next_combination(self._as_grid_point(values))
+
+  def _compare(self, a, b):
+    return super()._compare(self._as_grid_point(a), self._as_grid_point(b))
+
+
 ORACLES = {'random': keras_tuner.oracles.RandomSearchOracle,
-           'bayesian': keras_tuner.oracles.BayesianOptimizationOracle}
+           'bayesian': keras_tuner.oracles.BayesianOptimizationOracle,
+           'grid': GridOracle}
 
 
 class RankerTuner(keras_tuner.Tuner):
@@ -94,8 +118,8 @@ def best_epoch_result(trial, objective: str, scores: List[float]) -> Dict[str, f
   # The first trial's `Fixed` puts `epochs` into the oracle's search space with its
   # count, and every later trial starts with that value, which `Fixed` then keeps (it
   # returns a value already there): each trial's own count is set over it.
-  trial.hyperparameters.Fixed('epochs', best_epoch + 1)
-  trial.hyperparameters.values['epochs'] = best_epoch + 1
+  trial.hyperparameters.Fixed(EPOCHS, best_epoch + 1)
+  trial.hyperparameters.values[EPOCHS] = best_epoch + 1
   return {objective: scores[best_epoch]}
 
 

@@ -42,6 +42,39 @@ def test_each_trial_records_its_own_best_epoch_and_the_best_keeps_its_count(tmp_
   assert best == {'learning_rate': 0.5, 'epochs': 1}
 
 
+def _grid_search(tmp_path, name, curves):
+  space = keras_tuner.HyperParameters()
+  space.Choice('learning_rate', [0.1, 0.5])
+  space.Choice('embedding_dim', [8, 16])
+
+  class GridTuner(keras_tuner.Tuner):
+    def run_trial(self, trial, *args, **kwargs):
+      values = trial.hyperparameters
+      return tuning.best_epoch_result(
+          trial, OBJECTIVE, curves[values['learning_rate'], values['embedding_dim']])
+
+  tuner = GridTuner(oracle=tuning.GridOracle(
+      objective=keras_tuner.Objective(OBJECTIVE, direction='max'), max_trials=10, seed=1,
+      hyperparameters=space), directory=str(tmp_path), project_name=name)
+  tuner.search()
+  return tuner
+
+
+def test_the_grid_tries_every_combination_once_and_repeats_its_pick(tmp_path):
+  # Each combination's best epoch differs, so the recorded counts differ from the one
+  # the space holds after the first trial: the grid must step past them.
+  curves = {(0.1, 8): [0.60, 0.62], (0.1, 16): [0.70, 0.65, 0.64],
+            (0.5, 8): [0.66, 0.67, 0.69, 0.68], (0.5, 16): [0.64]}
+  picks = []
+  for name in ('first', 'second'):
+    tuner = _grid_search(tmp_path, name, curves)
+    trials = tuner.oracle.get_best_trials(10)
+    assert sorted((t.hyperparameters['learning_rate'], t.hyperparameters['embedding_dim'])
+                  for t in trials) == sorted(curves)
+    picks.append(tuner.get_best_hyperparameters()[0].get_config()['values'])
+  assert picks[0] == picks[1] == {'learning_rate': 0.1, 'embedding_dim': 16, 'epochs': 1}
+
+
 def test_the_console_and_report_name_what_the_trials_were_scored_by():
   import json  # pylint: disable=g-import-not-at-top
   from inspection import artifact_contents  # pylint: disable=g-import-not-at-top

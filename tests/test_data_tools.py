@@ -179,3 +179,80 @@ def test_side_columns_of_the_real_100k(tmp_path):
   # A few movies have no release date.
   assert 0 < columns['year'].count('') < 100
   assert len(set(g for row in columns['genres'] for g in row.split('|'))) == 19
+
+
+SPANS = os.path.join(PROJECT_DIR, 'data', 'spans.py')
+_DAY = 24 * 3600
+# 2026-11-30 00:00 UTC, a Monday.
+_MONDAY = 1795996800
+
+
+def _ratings_file(tmp_path, timestamps, name='ratings.csv'):
+  path = tmp_path / name
+  with open(path, 'w', newline='') as f:
+    writer = csv.writer(f, lineterminator='\n')
+    writer.writerow(['userId', 'movieId', 'rating', 'timestamp', 'genres'])
+    for index, seconds in enumerate(timestamps):
+      writer.writerow([index, index + 100, '4.0', seconds, 'Drama|Comedy'])
+  return path
+
+
+def test_spans_hold_every_row_once_in_time_order_by_week(tmp_path):
+  # Sunday night and Monday morning fall in different weeks; a week with no rating
+  # gets no span (spans 1 and 2 are 3 weeks apart, without a gap in their numbers).
+  timestamps = [_MONDAY + 6 * _DAY + 3600, _MONDAY - 3600, _MONDAY + 5,
+                _MONDAY + 21 * _DAY, _MONDAY + 2 * _DAY]
+  source = _ratings_file(tmp_path, timestamps)
+  result = _run(SPANS, str(source), '--by', 'week', '--out', str(tmp_path / 'spans'))
+  assert result.returncode == 0, result.stderr
+  index = _read_csv(str(tmp_path / 'spans' / 'spans.csv'))
+  assert index == [['span', 'first_day', 'last_day', 'rows'],
+                   ['1', '2026-11-23', '2026-11-29', '1'],
+                   ['2', '2026-11-30', '2026-12-06', '3'],
+                   ['3', '2026-12-21', '2026-12-27', '1']]
+  rows = {span: _read_csv(str(tmp_path / 'spans' / f'span-00{span}' / 'ratings.csv'))
+          for span in (1, 2, 3)}
+  assert all(r[0] == ['userId', 'movieId', 'rating', 'timestamp', 'genres']
+             for r in rows.values())
+  assert sorted(int(row[3]) for r in rows.values() for row in r[1:]) == sorted(timestamps)
+  assert [int(row[3]) for row in rows[2][1:]] == [timestamps[0], timestamps[2], timestamps[4]]
+  assert rows[2][1][4] == 'Drama|Comedy'
+
+
+def test_many_daily_spans_and_months(tmp_path):
+  # More spans than files kept open at once, in an order that revisits old ones.
+  timestamps = [_MONDAY + (i * 37 % 90) * _DAY for i in range(300)]
+  source = _ratings_file(tmp_path, timestamps)
+  assert _run(SPANS, str(source), '--by', 'day', '--out', str(tmp_path / 'days')).returncode == 0
+  days = _read_csv(str(tmp_path / 'days' / 'spans.csv'))[1:]
+  assert len(days) == 90 and sum(int(r[3]) for r in days) == 300
+  for span, first, last, count in days:
+    assert first == last
+    assert len(_read_csv(str(tmp_path / 'days' / f'span-{int(span):03d}' /
+                             'ratings.csv'))) == int(count) + 1
+  assert _run(SPANS, str(source), '--by', 'month', '--out',
+              str(tmp_path / 'months')).returncode == 0
+  months = _read_csv(str(tmp_path / 'months' / 'spans.csv'))[1:]
+  assert [(r[1], r[2]) for r in months] == [('2026-11-01', '2026-11-30'),
+                                           ('2026-12-01', '2026-12-31'),
+                                           ('2027-01-01', '2027-01-31'),
+                                           ('2027-02-01', '2027-02-28')]
+
+
+def test_a_bad_timestamp_names_its_line_and_writes_nothing(tmp_path):
+  source = _ratings_file(tmp_path, [_MONDAY, 'soon', _MONDAY])
+  result = _run(SPANS, str(source), '--out', str(tmp_path / 'spans'))
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
+      f"spans.py: {source}: line 3: timestamp ['soon'] is not whole seconds since 1970; "
+      'fix or drop the row')
+  assert os.listdir(tmp_path) == ['ratings.csv']
+
+
+def test_spans_never_go_into_a_folder_that_has_files(tmp_path):
+  source = _ratings_file(tmp_path, [_MONDAY])
+  (tmp_path / 'spans').mkdir()
+  (tmp_path / 'spans' / 'keep.txt').write_text('mine')
+  result = _run(SPANS, str(source), '--out', str(tmp_path / 'spans'))
+  assert result.returncode == 1 and 'is not empty' in result.stderr
+  assert os.listdir(tmp_path / 'spans') == ['keep.txt']

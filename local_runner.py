@@ -133,6 +133,9 @@ def main(argv=None) -> int:
   config_lib.add_override_argument(parser)
   parser.add_argument('--output-root', help='override paths.output_root (and the '
                       'serving dir, which goes under it)')
+  parser.add_argument('--span', type=int, metavar='N',
+                      help='with {SPAN} or a date in paths.input: the span to read '
+                      '(default: the latest); the same as --set paths.span=N')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when its inputs are unchanged')
   parser.add_argument('--verbose', action='store_true',
@@ -141,7 +144,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   with contextlib.ExitStack() as lock:
     try:
-      config = config_lib.load_config(args.config, args.overrides)
+      overrides = args.overrides + ([f'paths.span={args.span}'] if args.span is not None
+                                    else [])
+      config = config_lib.load_config(args.config, overrides)
       if args.output_root:
         config = config_lib.with_output_root(config, os.path.abspath(args.output_root))
       validate(config)

@@ -57,6 +57,10 @@ def _example_gen(execution, outputs) -> str:
   text = 'splits ' + ', '.join(re.findall(r'"([^"]+)"', splits)) if splits else ''
   if files and size:
     text += f' from {files.group(1)} file(s), {_bytes(int(size.group(1)))}'
+  # Which span the driver read; an input without {SPAN} or a date is span 0.
+  span = int(examples.properties.get('span', 0)) if examples else 0
+  if span:
+    text = f'span {span}: {text}'
   return text.strip()
 
 

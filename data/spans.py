@@ -1,4 +1,4 @@
-"""Cuts a ratings CSV into spans by the day, week or month of its timestamps, to replay
+"""Cuts a ratings CSV into spans by the day, week, month or year of its timestamps, to replay
 the data as it arrived: OUT/span-001/ratings.csv, OUT/span-002/ratings.csv, ... and
 OUT/spans.csv, which says which dates each span holds and how many rows.
 
@@ -25,6 +25,7 @@ PERIODS: Dict[str, Callable[[datetime.date], datetime.date]] = {
     'day': lambda day: day,
     'week': lambda day: day - datetime.timedelta(days=day.weekday()),
     'month': lambda day: day.replace(day=1),
+    'year': lambda day: day.replace(month=1, day=1),
 }
 INDEX_HEADER = ('span', 'first_day', 'last_day', 'rows')
 
@@ -44,6 +45,8 @@ def _period_end(start: datetime.date, by: str) -> datetime.date:
     return start
   if by == 'week':
     return start + datetime.timedelta(days=6)
+  if by == 'year':
+    return start.replace(month=12, day=31)
   following = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
   return following - datetime.timedelta(days=1)
 

@@ -34,6 +34,11 @@ def _example_gen(config: config_lib.RunConfig, code_fingerprint: str):
              else dataset.split.buckets())
   splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=count)
             for name, count in buckets.items()]
+  # With spans in the input, ExampleGen's driver reads the latest unless the config says.
+  span = config.paths.span
+  range_config = (None if span is None else tfx.proto.RangeConfig(
+      static_range=tfx.proto.StaticRange(start_span_number=span,
+                                         end_span_number=span)))
   return csv_example_gen.CsvExampleGen(
       columns=dataset.columns,
       delimiter=dataset.delimiter,
@@ -43,7 +48,8 @@ def _example_gen(config: config_lib.RunConfig, code_fingerprint: str):
       input_config=tfx.proto.Input(
           splits=[tfx.proto.Input.Split(name='single_split', pattern=pattern)]),
       output_config=tfx.proto.Output(
-          split_config=tfx.proto.SplitConfig(splits=splits)))
+          split_config=tfx.proto.SplitConfig(splits=splits)),
+      range_config=range_config)
 
 
 def eval_config(config: config_lib.RunConfig, code_fingerprint: str = '') -> tfma.EvalConfig:

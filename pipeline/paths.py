@@ -3,7 +3,8 @@
 import os
 from typing import Tuple
 
-_GLOB_CHARACTERS = frozenset('*?[')
+# Glob characters, and the `{` of TFX's span placeholders ({SPAN}, {YYYY}, ...).
+_GLOB_CHARACTERS = frozenset('*?[{')
 
 
 def is_uri(path: str) -> bool:

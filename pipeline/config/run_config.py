@@ -22,6 +22,7 @@ from contract.feature_kinds import SIDES, FeatureOptions, kind_of
 from contract.model_inputs import Feature, ModelInputs
 from contract.options import TUNED_OPTIONS, RetrievalOptions, TrainingOptions, TuningOptions
 from pipeline import paths
+from pipeline import spans
 from pipeline.config import files as config_files
 from pipeline.config.errors import ConfigError, config_error
 from pipeline.config.sections import (BeamConfig, DatasetConfig, EvaluationConfig, PathsConfig,
@@ -151,9 +152,16 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> RunConfig:
 
 
 def check_inputs_exist(config: RunConfig) -> List[str]:
-  """The input files the glob matches; a glob that matches nothing is a config error."""
+  """The input files the glob matches (of the span the run reads, with spans); a glob
+  that matches nothing, or no such span, is a config error."""
   if paths.is_uri(config.paths.input):
     return [config.paths.input]
+  if spans.has_spans(config.paths.input):
+    try:
+      return spans.files(config.paths.input, config.paths.span)
+    except spans.SpanError as e:
+      key = 'paths.span' if config.paths.span is not None else 'paths.input'
+      raise ConfigError(config.source, key, str(e)) from None
   files = sorted(glob.glob(config.paths.input))
   if not files:
     raise ConfigError(config.source, 'paths.input',

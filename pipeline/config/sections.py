@@ -17,6 +17,7 @@ from contract.base import PositiveInt, StrictModel, Text, problem_at
 from contract.feature_kinds import ColumnType
 from contract.model_inputs import LabelSpec
 from pipeline import paths as paths_lib
+from pipeline import spans as spans_lib
 
 _CONDITION = re.compile(r'^\s*(>=|<=|==|!=|>|<)\s*([-+]?\d+(\.\d*)?|[-+]?\.\d+)\s*$')
 _IDENTIFIER = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -176,6 +177,9 @@ class PathsConfig(StrictModel):
   schema_file: Optional[Text] = pydantic.Field(None, alias='schema')
   output_root: Text
   serving_dir: Optional[Text] = None
+  # With {SPAN} or {YYYY}{MM}{DD} in `input`, the span a run reads (a date's span is its
+  # day number since 1970-01-01); absent, the latest (`local_runner.py --span N`).
+  span: Optional[Annotated[int, pydantic.Field(strict=True, ge=0)]] = None
   model_config = pydantic.ConfigDict(populate_by_name=True)
 
   @pydantic.model_validator(mode='before')
@@ -189,6 +193,13 @@ class PathsConfig(StrictModel):
     if resolved.get('serving_dir') is None and isinstance(resolved.get('output_root'), str):
       resolved['serving_dir'] = default_serving_dir(resolved['output_root'])
     return resolved
+
+  @pydantic.model_validator(mode='after')
+  def _span_needs_spans(self) -> 'PathsConfig':
+    if self.span is not None and not spans_lib.has_spans(self.input):
+      raise problem_at('span', f'needs {{SPAN}} or {{YYYY}}{{MM}}{{DD}} in paths.input, '
+                       f'which is {self.input!r}')
+    return self
 
   @property
   def pipeline_root(self) -> str:

@@ -188,7 +188,6 @@ class Emulator:
     artifact_id = f'{run_id}-{task}-{key}'.replace('_', '-').lower()
     return f'projects/emulated/locations/local/metadataStores/default/artifacts/{artifact_id}'
 
-
   def _run_container(self, job, run_id, task, inputs):
     container = task.executor['container']
     parameters = task.parameters()

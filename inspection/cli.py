@@ -5,6 +5,7 @@
     python -m inspection lineage                   # of the latest pushed model
     python -m inspection evaluation --slices 5
     python -m inspection report                    # an HTML page for the latest run
+    python -m inspection models                    # every trained model, which serves
     python -m inspection runs --config configs/movielens_100k.yaml --json
     python -m inspection runs --store path/to/metadata.sqlite
 
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
   evaluation.add_argument('--run', help='run id (default: the latest)')
   evaluation.add_argument('--slices', type=int, default=10,
                           help='how many slices to list, largest first (default: 10)')
+  commands.add_parser('models', parents=[common],
+                      help='every trained model: spans seen, warm start, AUC, blessed, '
+                      'pushed, which serves now')
   report = commands.add_parser('report', parents=[common], help='write an HTML run report')
   report.add_argument('--run', help='run id (default: the latest)')
   report.add_argument('--output', help='HTML file to write (default: report-<run>.html '
@@ -119,6 +123,12 @@ def run_command(args: argparse.Namespace) -> str:
   if args.command == 'evaluation':
     described = as_data.describe_evaluation(store, store.run(args.run), args.slices)
     return json.dumps(described, indent=2) if args.json else text.evaluation_text(described)
+  if args.command == 'models':
+    from inspection import models  # pylint: disable=g-import-not-at-top
+    found = models.history(store)
+    if args.json:
+      return json.dumps([m.as_dict() for m in found], indent=2)
+    return text.models_text(found)
   if args.command == 'report':
     from inspection import report  # pylint: disable=g-import-not-at-top
     run = store.run(args.run)

@@ -126,3 +126,25 @@ def evaluation_text(described: Dict[str, Any]) -> str:
     if found:
       parts.append(text_table(('split', 'feature', 'anomaly'), found))
   return '\n'.join(parts)
+
+
+def _spans_text(spans) -> str:
+  if spans == [0]:
+    return '-'  # an input without spans
+  if len(spans) > 2 and spans == list(range(spans[0], spans[-1] + 1)):
+    return f'{spans[0]}-{spans[-1]}'
+  return ','.join(map(str, spans))
+
+
+def models_text(models) -> str:
+  """A line per trained model, oldest first; the one serving now is marked."""
+  if not models:
+    return 'No model trained yet.'
+  def yes_no(value):
+    return '-' if value is None else 'yes' if value else 'no'
+  rows = [(f'#{m.model_id}', m.run_id, m.trained, _spans_text(m.spans),
+           f'#{m.warm_started_from}' if m.warm_started_from else '-',
+           '-' if m.auc is None else f'{m.auc:.4f}', yes_no(m.blessed), yes_no(m.pushed),
+           'serving' if m.serving else '') for m in models]
+  return text_table(('model', 'run', 'trained (UTC)', 'spans', 'warm start', 'AUC',
+                     'blessed', 'pushed', 'now'), rows).rstrip()

@@ -248,3 +248,22 @@ def test_the_command_line_exits_cleanly_on_a_missing_store(tmp_path, command):
       f'inspect: no ML Metadata store at {tmp_path / "metadata.sqlite"}: run the pipeline '
       'first (python local_runner.py), or pass --store with the path of its metadata.sqlite')
   assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.slow
+def test_models_list_each_trained_model_and_the_one_serving(sample_run, capsys):
+  models = _json(capsys, 'models', *_store_args(sample_run))
+  first = models[0]
+  # The sample's input has no spans (span 0); the first model starts cold and serves
+  # unless a later one was pushed.
+  assert first['spans'] == [0] and first['warm_started_from'] is None
+  assert first['blessed'] is True and first['pushed'] is True
+  evaluation = _json(capsys, 'evaluation', '--run', first['run_id'], *_store_args(sample_run))
+  assert first['auc'] == pytest.approx(evaluation['evaluation']['overall']['auc'])
+  serving = [m for m in models if m['serving']]
+  assert len(serving) == 1 and serving[0]['pushed']
+  code, text, _ = _inspect(capsys, 'models', *_store_args(sample_run))
+  assert code == 0
+  line = next(l for l in text.splitlines() if l.startswith(f'#{first["model_id"]} '))
+  assert first['run_id'] in line and 'yes' in line
+  assert sum('serving' in l for l in text.splitlines()) == 1

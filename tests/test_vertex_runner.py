@@ -336,3 +336,49 @@ def test_the_shipped_large_scale_tables_fit_a_v5e_chip(tmp_path):
     large = yaml.safe_load(f)
   config = _variant(tmp_path, features=large['features'])
   assert _compile(tmp_path, config)[0] == 0
+
+
+def test_a_schedule_request_starts_the_compiled_spec_one_run_at_a_time(tpu_spec, tmp_path):
+  from google.cloud.aiplatform_v1.types import schedule as schedule_types  # pylint: disable=g-import-not-at-top
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  spec_path = tmp_path / 'pipeline.json'
+  spec_path.write_text(json.dumps(tpu_spec))
+  config = config_lib.load_config(VERTEX_CONFIG)
+  request = vertex_runner.schedule_request(config, str(spec_path), ' 0 3 * * * ')
+  assert request.cron == '0 3 * * *' and request.max_concurrent_run_count == 1
+  create = request.create_pipeline_job_request
+  assert create.parent == 'projects/my-gcp-project/locations/us-central1'
+  assert create.pipeline_job.runtime_config.gcs_output_directory == (
+      'gs://my-bucket/ranker/movielens-1m/pipeline_root')
+  # The spec Vertex AI would run is the compiled one, unchanged.
+  sent = schedule_types.Schedule.to_dict(request)['create_pipeline_job_request']
+  assert sent['pipeline_job']['pipeline_spec'] == json.loads(json.dumps(
+      tpu_spec['pipelineSpec']))
+  assert vertex_runner.schedule_request(
+      config, str(spec_path), 'TZ=Europe/Paris 30 2 * * 1').cron == (
+          'TZ=Europe/Paris 30 2 * * 1')
+
+
+@pytest.mark.parametrize('cron', ['daily', '0 3 * *', '* * * * * *'])
+def test_a_bad_schedule_is_one_line_before_compiling(tmp_path, capsys, cron):
+  output = tmp_path / 'pipeline.json'
+  code = vertex_runner.main(['--config', VERTEX_CONFIG, '--output', str(output),
+                             '--schedule', cron])
+  assert code == 2
+  assert capsys.readouterr().err.strip() == (
+      f'vertex_runner.py: --schedule: {cron!r} is not a cron expression (five fields, '
+      'e.g. "0 3 * * *" for 03:00 UTC daily, optionally led by TZ=<zone>)')
+  assert not output.exists()
+
+
+def test_scheduling_without_credentials_fails_cleanly_after_compiling(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(PROJECT_DIR, 'vertex_runner.py'), '--config',
+       VERTEX_CONFIG, '--output', str(tmp_path / 'pipeline.json'), '--schedule',
+       '0 3 * * *'],
+      capture_output=True, text=True, timeout=300, check=False,
+      env={**os.environ, 'GOOGLE_APPLICATION_CREDENTIALS': str(tmp_path / 'none.json')})
+  assert result.returncode == 1, result.stderr
+  assert 'scheduling movielens-1m at 0 3 * * *' in result.stdout
+  assert 'submitting to Vertex AI failed (DefaultCredentialsError)' in result.stderr
+  assert 'Traceback' not in result.stderr

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from contract.names import ALREADY_PUSHED_KEY
 from inspection import artifact_contents
 from inspection import as_data
+from inspection import models
 from inspection import text
 from inspection.run_store import RunRecord, RunStore, StoreError
 from pipeline import paths
@@ -73,8 +74,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def line_chart(title: str, series: Dict[str, Sequence[float]], width: int = 460,
-               height: int = 240) -> str:
-  """An SVG line chart of per-epoch values, one line per series."""
+               height: int = 240, x_label: str = 'epoch') -> str:
+  """An SVG line chart of values by step (epochs by default), one line per series."""
   values = [v for points in series.values() for v in points]
   if not values:
     return ''
@@ -101,7 +102,7 @@ def line_chart(title: str, series: Dict[str, Sequence[float]], width: int = 460,
     parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" font-size="11" '
                  f'text-anchor="end">{value:.3g}</text>')
   parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" font-size="11" '
-               f'text-anchor="middle">epoch (1-{epochs})</text>')
+               f'text-anchor="middle">{_e(x_label)} (1-{epochs})</text>')
   for index, (name, points) in enumerate(series.items()):
     colour = _COLOURS[index % len(_COLOURS)]
     path = ' '.join(f'{x(i):.1f},{y(v):.1f}' for i, v in enumerate(points))
@@ -269,10 +270,23 @@ def _lineage_section(store: RunStore, run: RunRecord) -> str:
           f'<pre>{_e(text.lineage_text(store.lineage(pushed)))}</pre>')
 
 
+def _models_section(store: RunStore) -> str:
+  """Every model the pipeline trained, its AUC over time and which one serves."""
+  history = models.history(store)
+  if not history:
+    return ''
+  aucs = [m.auc for m in history if m.auc is not None]
+  return ('<h2>Models, oldest first</h2>'
+          + (line_chart('AUC of each model (Evaluator)', {'AUC': aucs},
+                        x_label='model') if len(aucs) > 1 else '')
+          + f'<pre>{_e(text.models_text(history))}</pre>')
+
+
 def render(store: RunStore, run: RunRecord) -> str:
   sections = [_components_section(store, run), _statistics_section(store, run),
               _training_section(store, run), _evaluation_section(store, run),
-              _model_section(store, run), _lineage_section(store, run)]
+              _model_section(store, run), _lineage_section(store, run),
+              _models_section(store)]
   title = f'{store.pipeline}: run {run.id}'
   return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
           f'<title>{_e(title)}</title><style>{_STYLE}</style></head><body>'

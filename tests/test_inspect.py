@@ -186,13 +186,15 @@ def test_the_run_report_shows_data_training_evaluation_and_the_model(sample_run,
   page.feed(output.read_text())
   text = ' '.join(page.text)
   for heading in ('Components', 'Data', 'Anomalies against the schema', 'Training',
-                  'Evaluation (TFMA)', 'Pushed model', 'Lineage of the pushed model'):
+                  'Evaluation (TFMA)', 'Pushed model', 'Lineage of the pushed model',
+                  'Models, oldest first'):
     assert heading in text, heading
   assert 'train: 4,' in text and 'eval: 1,' in text  # example counts per split
   assert page.tags.count('polyline') >= 4  # loss and AUC, train and validation
   assert 'BLESSED' in text and 'serving_default' in text and 'transform_features' in text
   assert 'examples: string (None)' in text
   assert all(component in text for component in COMPONENTS)
+  assert 'serving' in text  # the models table marks the one serving
 
 
 def _store_with_pipeline(path, name):

@@ -6,7 +6,6 @@ given to both."""
 import collections
 import json
 import os
-import socket
 import types
 
 import numpy as np
@@ -17,6 +16,7 @@ import tensorflow_transform as tft
 import trainer_runs
 from modules.data import reader
 from modules.training import trainer
+from pipeline.vertex_emulator.container.emulated_services import free_ports
 
 # Both workers together, start-up and three epochs on two cores included.
 DEADLINE_SECONDS = 600
@@ -25,20 +25,9 @@ EPOCHS = 3
 LEARNING_RATES = {'adagrad': 0.5, 'adam': 0.01}
 
 
-def _free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for s in sockets:
-      s.bind(('127.0.0.1', 0))
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
-
-
 def _run_two_workers(inputs, tmp_path):
   """Both workers to the end (bounded), with the same outputs dirs; their reports."""
-  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
+  cluster = {'worker': [f'127.0.0.1:{port}' for port in free_ports(2)]}
   worker_tmp = tmp_path / 'worker_tmp'
   worker_tmp.mkdir()
   envs = [{'TMPDIR': str(worker_tmp),

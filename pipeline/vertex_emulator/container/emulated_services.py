@@ -49,7 +49,8 @@ def record_deployment(serving_container_image_uri: str, model_version_name: str,
           f'{endpoint_region}/endpoints/{ai_platform_serving_args.get("endpoint_name")}')
 
 
-def _free_ports(count: int) -> List[int]:
+def free_ports(count: int) -> List[int]:
+  """`count` ports on 127.0.0.1 that nothing listens on now."""
   sockets = [socket.socket() for _ in range(count)]
   try:
     for s in sockets:
@@ -83,7 +84,7 @@ def replicas(job_spec: Dict[str, Any]) -> List[Dict[str, Any]]:
   gives it."""
   pools = job_spec['worker_pool_specs']
   counts = [int(pool.get('replica_count', 1)) for pool in pools]
-  ports = iter(_free_ports(sum(counts)))
+  ports = iter(free_ports(sum(counts)))
   addresses = [[f'127.0.0.1:{next(ports)}' for _ in range(count)] for count in counts]
   cluster = {_POOL_TASK_TYPES[i]: hosts for i, hosts in enumerate(addresses) if hosts}
   pool_cluster = {f'workerpool{i}': hosts for i, hosts in enumerate(addresses) if hosts}

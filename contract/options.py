@@ -152,7 +152,7 @@ class TuningOptions(StrictModel):
   max_trials: PositiveInt
   epochs: PositiveInt = 1
   seed: Integer = 42
-  # grid: every combination once, in order (a search that repeats itself).
+  # grid: every combination once, in order (repeated searches try the same points).
   oracle: Literal['random', 'bayesian', 'grid'] = 'random'
   # in_user_auc and recall need training.input_format: columnar (whole splits are read).
   objective: TuningObjective = 'auc'

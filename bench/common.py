@@ -102,10 +102,40 @@ def generated_ratings(path: str, rows: int, users: int, items: int, seed: int = 
   return path
 
 
+def tree_rss_bytes(root_pid: int) -> int:
+  """Resident memory of a process and all its descendants now (Linux /proc)."""
+  parents = {}
+  for entry in os.listdir('/proc'):
+    if entry.isdigit():
+      try:
+        with open(f'/proc/{entry}/stat') as f:
+          # The command name (2nd field) may hold spaces; the parent follows its ')'.
+          parents[int(entry)] = int(f.read().rsplit(')', 1)[1].split()[1])
+      except (OSError, IndexError, ValueError):
+        continue
+  tree, changed = {root_pid}, True
+  while changed:
+    found = {pid for pid, parent in parents.items() if parent in tree} - tree
+    tree |= found
+    changed = bool(found)
+  page = os.sysconf('SC_PAGE_SIZE')
+  total = 0
+  for pid in tree:
+    try:
+      with open(f'/proc/{pid}/statm') as f:
+        total += int(f.read().split()[1]) * page
+    except (OSError, IndexError, ValueError):
+      continue
+  return total
+
+
 def run_pipeline(config_path: str, output_root: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
   """Runs local_runner.py in a fresh process on `config_path` with `overrides` on top
-  (written as a config that extends it); returns the wall time, the run as ML Metadata
-  recorded it, and the RunStore to read its artifacts."""
+  (written as a config that extends it); returns the wall time, the resident memory of
+  its whole process tree (sampled twice a second: `memory_samples`, (UTC time, bytes),
+  and their peak), the run as ML Metadata recorded it, and the RunStore to read its
+  artifacts."""
+  import datetime  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   import yaml  # pylint: disable=g-import-not-at-top
@@ -115,13 +145,21 @@ def run_pipeline(config_path: str, output_root: str, overrides: Dict[str, Any]) 
   with open(derived, 'w') as f:
     yaml.safe_dump({'extends': os.path.abspath(config_path), **overrides}, f)
   start = time.perf_counter()
-  result = subprocess.run(
-      [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--config', derived,
-       '--output-root', output_root],
-      capture_output=True, text=True, check=False)
+  with open(os.path.join(output_root, 'bench_stderr.log'), 'w') as errors:
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--config', derived,
+         '--output-root', output_root], stdout=subprocess.DEVNULL, stderr=errors)
+    samples = []
+    while process.poll() is None:
+      samples.append((datetime.datetime.now(datetime.timezone.utc),
+                      tree_rss_bytes(process.pid)))
+      time.sleep(0.5)
   wall = time.perf_counter() - start
-  if result.returncode != 0:
-    raise SystemExit(f'the pipeline failed on {derived}:\n{result.stderr[-4000:]}')
+  if process.returncode != 0:
+    with open(os.path.join(output_root, 'bench_stderr.log')) as f:
+      raise SystemExit(f'the pipeline failed on {derived}:\n{f.read()[-4000:]}')
   store = run_store.RunStore(run_store.existing_sqlite_store(
       os.path.join(output_root, 'metadata.sqlite')))
-  return {'wall_seconds': wall, 'run': store.run(), 'store': store}
+  return {'wall_seconds': wall, 'memory_samples': samples,
+          'peak_rss_gib': max((b for _, b in samples), default=0) / 2**30,
+          'run': store.run(), 'store': store}

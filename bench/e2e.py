@@ -3,6 +3,7 @@
     .venv/bin/python bench/e2e.py                      # 1M generated rows and MovieLens 100K
     .venv/bin/python bench/e2e.py --datasets ml-100k --epochs 5
     .venv/bin/python bench/e2e.py --smoke
+    .venv/bin/python bench/e2e.py --rows 1000000 5000000 --modes in_memory   # scaling
 
 Each (dataset, Beam mode) is a fresh `local_runner.py` process with an empty output root
 (nothing cached): its wall time includes start-up and imports. Per-component times come
@@ -31,6 +32,23 @@ KIND = {'CsvExampleGen': 'beam', 'StatisticsGen': 'beam', 'ExampleValidator': 'o
         'DataValidationGate': 'other', 'ColumnarExamplesGen': 'tf',
         'ImportSchemaGen': 'other', 'Transform': 'beam', 'Trainer': 'tf',
         'latest_blessed_model_resolver': 'other', 'Evaluator': 'beam', 'Pusher': 'other'}
+
+
+# MovieLens 25M's users and movies per million ratings (162,541 and 59,047 for 25M).
+ML25M_USERS_PER_MILLION, ML25M_ITEMS_PER_MILLION = 6_502, 2_362
+
+
+def scaled(rows_list):
+  """name -> (base config, input glob, rows): generated data of MovieLens 25M's shape
+  (its users and movies per rating) at each size, written once under bench/work."""
+  found = {}
+  for rows in rows_list:
+    name = f'ml25m-shape-{rows / 1e6:g}m'
+    found[name] = (os.path.join(CONFIGS, 'movielens_1m.yaml'), common.generated_ratings(
+        os.path.join(common.WORK_DIR, 'e2e-scaled', name, 'ratings.csv'), rows,
+        users=max(1, rows * ML25M_USERS_PER_MILLION // 1_000_000),
+        items=max(1, rows * ML25M_ITEMS_PER_MILLION // 1_000_000)), rows)
+  return found
 
 
 def datasets(smoke: bool):
@@ -69,8 +87,11 @@ def main(argv=None) -> int:
   parser.add_argument('--datasets', nargs='+', help='generated-1m and/or ml-100k')
   parser.add_argument('--modes', nargs='+', choices=list(MODES), default=list(MODES))
   parser.add_argument('--epochs', type=int, default=2)
+  parser.add_argument('--rows', nargs='+', type=int,
+                      help='instead of the datasets: generated data of MovieLens 25M\'s '
+                      'shape at each of these sizes')
   args = parser.parse_args(argv)
-  found = datasets(args.smoke)
+  found = scaled(args.rows) if args.rows else datasets(args.smoke)
   names = args.datasets or list(found)
   modes = ['in_memory'] if args.smoke else args.modes
   epochs = 1 if args.smoke else args.epochs
@@ -87,20 +108,27 @@ def main(argv=None) -> int:
         overrides['paths'] = {'input': input_glob}
       outcome = common.run_pipeline(config_path, output_root, overrides)
       components = {e.component: e.seconds for e in outcome['run'].executions}
+      # The process tree's peak while each component ran (its ML Metadata times).
+      component_peaks = {
+          e.component: max((b for t, b in outcome['memory_samples'] if e.start <= t <= e.end),
+                           default=0) / 2**30 for e in outcome['run'].executions}
       by_kind = {kind: sum(s for c, s in components.items() if KIND.get(c) == kind)
                  for kind in ('beam', 'tf', 'other')}
       runs.append({'dataset': name, 'rows': rows, 'mode': mode,
                    'wall_seconds': outcome['wall_seconds'],
+                   'peak_rss_gib': outcome['peak_rss_gib'],
+                   'component_peak_rss_gib': component_peaks,
                    'components_seconds': sum(components.values()),
                    'components': components, 'by_kind': by_kind})
-      print(f'  {name} {mode}: {outcome["wall_seconds"]:.0f} s', file=sys.stderr)
+      print(f'  {name} {mode}: {outcome["wall_seconds"]:.0f} s, peak '
+            f'{outcome["peak_rss_gib"]:.1f} GiB', file=sys.stderr)
 
   component_names = list(runs[0]['components'])
   print(f'seconds; training {epochs} epoch(s); importing TFX + TensorFlow: {startup:.1f} s\n')
   print(common.text_table(
-      ['dataset', 'mode', 'wall'] + component_names
+      ['dataset', 'mode', 'wall', 'peak GiB'] + component_names
       + ['start-up + orchestration', 'beam', 'tf'],
-      [[r['dataset'], r['mode'], f'{r["wall_seconds"]:.0f}']
+      [[r['dataset'], r['mode'], f'{r["wall_seconds"]:.0f}', f'{r["peak_rss_gib"]:.1f}']
        + [f'{r["components"].get(c, 0):.1f}' for c in component_names]
        + [f'{r["wall_seconds"] - r["components_seconds"]:.0f}',
           f'{r["by_kind"]["beam"]:.0f}', f'{r["by_kind"]["tf"]:.0f}'] for r in runs]))
@@ -113,7 +141,22 @@ def main(argv=None) -> int:
     print()
     print(common.text_table(('dataset', 'multi_processing wall / in_memory wall'),
                             [(k, f'{v:.2f}') for k, v in ratios.items()]))
-  path = common.write_result(args.results_dir, 'e2e', args.smoke,
+  if args.rows:
+    print()
+    print(common.text_table(
+        ['dataset', 'rows'] + component_names,
+        [[r['dataset'], f'{r["rows"]:,}'] + [
+            f'{r["rows"] / r["components"][c]:,.0f}' if r['components'].get(c) else ''
+            for c in component_names] for r in runs]))
+    print('(rows per second of each component)\n')
+    print(common.text_table(
+        ['dataset', 'rows'] + component_names,
+        [[r['dataset'], f'{r["rows"]:,}'] + [
+            f'{r["component_peak_rss_gib"].get(c, 0):.1f}' for c in component_names]
+         for r in runs]))
+    print('(peak resident GiB of the run\'s process tree while each component ran)')
+  path = common.write_result(args.results_dir, 'e2e_scaling' if args.rows else 'e2e',
+                             args.smoke,
                              [os.path.basename(sys.executable), *sys.argv],
                              {'epochs': epochs, 'import_seconds': startup, 'runs': runs,
                               'multi_processing_over_in_memory': ratios})

@@ -122,11 +122,16 @@ class ScannIndex(tf.Module):
                         options=tf.saved_model.SaveOptions(namespace_whitelist=['Scann']))
 
 
-def overlap(approximate: np.ndarray, exact: np.ndarray) -> float:
-  """Mean share of each row's exact top items that the approximate search found too
+def overlap_shares(approximate: np.ndarray, exact: np.ndarray) -> List[float]:
+  """Each row's share of its exact top items that the approximate search found too
   (recall@K against brute force, K the rows' width)."""
-  return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(
-      approximate.tolist(), exact.tolist())]))
+  return [len(set(a) & set(e)) / len(e) for a, e in zip(approximate.tolist(),
+                                                       exact.tolist())]
+
+
+def overlap(approximate: np.ndarray, exact: np.ndarray) -> float:
+  """The mean of overlap_shares."""
+  return float(np.mean(overlap_shares(approximate, exact)))
 
 
 def recall_shares(ranked: Sequence[Sequence[int]], positives: Sequence[Set[int]],

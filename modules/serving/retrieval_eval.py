@@ -18,6 +18,7 @@ from modules.serving import retrieval
 from modules.serving.export import ServingModule
 
 RECALL_AT = (10, 100)
+USERS_PER_CHUNK = 1024
 
 
 def _whole_split(split_dir: str) -> Dict[str, Any]:
@@ -50,27 +51,40 @@ def retrieval_recall(module: ServingModule, model_inputs: ModelInputs, train_dir
   users = sorted(positives)
   if not users:
     return {}
-  rows = tf.constant([first_row[u] for u in users])
-  tower = module.model.tower('user', {f.name: tf.gather(validation[f.name], rows)
-                                      for f in model_inputs.side('user')})
-  depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in users)
-  user_vectors, user_bias = retrieval.fold_user(tower)
-  _, indices = retrieval.best_items(user_vectors, user_bias, module.catalogue_vectors,
-                                    tf.constant(depth), module.catalogue_offsets)
-  ranked = module.catalogue_rows[indices.numpy()].tolist()
   items, counts = np.unique(train[item_key].numpy(), return_counts=True)
   popular = items[np.argsort(-counts, kind='stable')].tolist()
-  wanted = [positives[u] for u in users]
-  known = [seen.get(u, set()) for u in users]
+  user_features = {f.name: validation[f.name] for f in model_inputs.side('user')}
+  shares = {name: [] for at in RECALL_AT
+            for name in (f'recall@{at}', f'most_popular_recall@{at}')}
+  overlaps = {at: [] for at in RECALL_AT}
+  # A chunk of users at a time: each user's list runs past the items they were seen
+  # with, so one batch of every user would hold users x (the heaviest user's items)
+  # ids, which grows faster than the rows (10 GiB at 5M rows).
+  for start in range(0, len(users), USERS_PER_CHUNK):
+    chunk = users[start:start + USERS_PER_CHUNK]
+    rows = tf.constant([first_row[u] for u in chunk])
+    tower = module.model.tower('user', {name: tf.gather(column, rows)
+                                        for name, column in user_features.items()})
+    depth = max(RECALL_AT) + max(len(seen.get(u, ())) for u in chunk)
+    user_vectors, user_bias = retrieval.fold_user(tower)
+    _, indices = retrieval.best_items(user_vectors, user_bias, module.catalogue_vectors,
+                                      tf.constant(depth), module.catalogue_offsets)
+    ranked = module.catalogue_rows[indices.numpy()].tolist()
+    wanted = [positives[u] for u in chunk]
+    known = [seen.get(u, set()) for u in chunk]
+    for at in RECALL_AT:
+      shares[f'recall@{at}'] += retrieval.recall_shares(ranked, wanted, known, at)
+      shares[f'most_popular_recall@{at}'] += retrieval.recall_shares(
+          [popular] * len(chunk), wanted, known, at)
+      if index is not None:
+        _, found = index.best_items(user_vectors, user_bias, tf.constant(at))
+        overlaps[at] += retrieval.overlap_shares(found.numpy(), indices[:, :at].numpy())
   report = {}
   for at in RECALL_AT:
-    report[f'recall@{at}'] = retrieval.recall(ranked, wanted, known, at)
-    report[f'most_popular_recall@{at}'] = retrieval.recall([popular] * len(users), wanted,
-                                                            known, at)
+    for name in (f'recall@{at}', f'most_popular_recall@{at}'):
+      report[name] = float(np.mean(shares[name]))
     if index is not None:
-      _, found = index.best_items(user_vectors, user_bias, tf.constant(at))
-      report[f'scann_recall_of_exact@{at}'] = retrieval.overlap(found.numpy(),
-                                                                indices[:, :at].numpy())
+      report[f'scann_recall_of_exact@{at}'] = float(np.mean(overlaps[at]))
   return report
 
 

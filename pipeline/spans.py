@@ -4,7 +4,7 @@ exist, and which one a run reads (the latest, unless `paths.span` says).
 `data/ml100k-weeks/span-{SPAN:3}/ratings.csv` matches span-001/ratings.csv as span 1 (TFX
 writes the span back into the pattern, so zero-padded names need the width: `{SPAN}`
 alone matches span-1, span-12);
-`logs/{YYYY}-{MM}-{DD}/*.csv` matches 2026-11-30/a.csv as span 20422, TFX's number of a
+`logs/{YYYY}-{MM}-{DD}/*.csv` matches 2026-11-30/a.csv as span 20787, TFX's number of a
 date (days since 1970-01-01). ExampleGen's driver resolves the same span the same way;
 these functions let the runners check it, and say what is there, before Beam starts.
 """
@@ -95,21 +95,25 @@ def _ranges(spans: List[int]) -> str:
   return ', '.join(f'{r[0]}-{r[-1]}' if len(r) > 1 else str(r[0]) for r in runs)
 
 
-def resolve(input_glob: str, requested: Optional[int]) -> int:
-  """The span a run reads: `requested`, or the latest; raises SpanError saying which
-  spans exist."""
-  spans = available(input_glob)
-  if not spans:
+def _choose(input_glob: str, found: Dict[int, List[str]], requested: Optional[int]) -> int:
+  if not found:
     raise SpanError(f'matches no span: {input_glob} (each span is a folder or file of its '
                     'own; data/spans.py cuts a ratings file into them)')
   if requested is None:
-    return max(spans)
-  if requested not in spans:
+    return max(found)
+  if requested not in found:
     raise SpanError(f'span {requested} is not there; {input_glob} has spans '
-                    f'{_ranges(list(spans))}')
+                    f'{_ranges(list(found))}')
   return requested
 
 
+def resolve(input_glob: str, requested: Optional[int]) -> int:
+  """The span a run reads: `requested`, or the latest; raises SpanError saying which
+  spans exist."""
+  return _choose(input_glob, available(input_glob), requested)
+
+
 def files(input_glob: str, requested: Optional[int]) -> List[str]:
-  """The files of the span a run reads."""
-  return available(input_glob)[resolve(input_glob, requested)]
+  """The files of the span a run reads (the input is listed once)."""
+  found = available(input_glob)
+  return found[_choose(input_glob, found, requested)]

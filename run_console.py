@@ -14,7 +14,8 @@ import re
 import time
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
-from contract.names import ALREADY_PUSHED_KEY, REUSED_EVALUATION_KEY
+from contract.names import (ALREADY_PUSHED_KEY, PREVIOUSLY_SERVING_KEY,
+                            REUSED_EVALUATION_KEY, WINDOW_SPANS_KEY)
 from inspection import artifact_contents
 from inspection.run_store import ArtifactRecord, ExecutionRecord, RunStore, StoreError
 from pipeline.components.validation_gate import anomalies as anomalies_lib
@@ -62,6 +63,24 @@ def _example_gen(execution, outputs) -> str:
   if span:
     text = f'span {span}: {text}'
   return text.strip()
+
+
+def _span_window(execution, outputs) -> str:
+  window = _first(outputs, 'window')
+  spans = str(window.properties.get(WINDOW_SPANS_KEY, '')) if window else ''
+  wanted = execution.properties.get('window_spans')
+  held = len(spans.split(',')) if spans else 0
+  text = f'trains on span{"s" if held > 1 else ""} {spans.replace(",", ", ")}'
+  if wanted and held < int(wanted):
+    text += f' ({held} of {wanted}: no earlier run read the others)'
+  return text
+
+
+def _history_resolver(execution, outputs) -> str:
+  history = _first(outputs, 'history')
+  if history is None:
+    return 'no span read before'
+  return f'{history.properties.get("spans", 0)} span(s) read before'
 
 
 def _statistics(execution, outputs) -> str:
@@ -161,9 +180,12 @@ def _pusher(execution, outputs) -> str:
   already = pushed.properties.get(ALREADY_PUSHED_KEY) if pushed else None
   if already:
     return f'not pushed: {already} already serves this model'
+  before = pushed.properties.get(PREVIOUSLY_SERVING_KEY) if pushed else None
   if pushed is None or pushed.properties.get('pushed') != 1:
-    return 'not pushed (the model was not blessed)'
-  return f'pushed to {pushed.properties.get("pushed_destination", pushed.uri)}'
+    return 'not pushed (the model was not blessed)' + (
+        f': {before} still serves' if before else '')
+  return f'pushed to {pushed.properties.get("pushed_destination", pushed.uri)}' + (
+      f', replacing {os.path.basename(before)}' if before else '')
 
 
 def _resolver(execution, outputs) -> str:
@@ -179,6 +201,8 @@ HEADLINES: Dict[str, Callable[[ExecutionRecord, Dict[str, List[ArtifactRecord]]]
     'SchemaGen': _schema,
     'ExampleValidator': _anomalies,
     'DataValidationGate': _verdict,
+    'latest_span_history_resolver': _history_resolver,
+    'SpanWindow': _span_window,
     'Transform': _transform,
     'ColumnarExamplesGen': _columnar,
     'Tuner': _tuner,

@@ -42,6 +42,12 @@ SCANN_INDEX_DIR = 'scann_index'
 # The Pusher's PushedModel property naming the serving version that already holds the
 # model, when it did not push a copy of it (pipeline/components/pusher/executor.py).
 ALREADY_PUSHED_KEY = 'already_pushed_as'
+# The property of SpanWindow's Examples naming the spans it holds, e.g. '2,3'
+# (pipeline/components/span_window.py).
+WINDOW_SPANS_KEY = 'spans'
+# The PushedModel property naming the serving version that served before this Pusher ran
+# (the one a push replaced, or the one still serving after no push); absent when none did.
+PREVIOUSLY_SERVING_KEY = 'previously_serving'
 # The Evaluator's ModelEvaluation property naming the evaluation whose metrics it holds,
 # when the candidate was its blessed baseline and was not evaluated again
 # (pipeline/components/evaluator/executor.py).

@@ -67,6 +67,10 @@ class TrainingOptions(StrictModel):
   # latest_blessed: start the tables from the latest blessed model when they fit
   # (hashing keeps every id's row from one run to the next); absent: random tables.
   warm_start: Optional[Literal['latest_blessed']] = None
+  # With spans in paths.input: train on this run's span and the N - 1 before it, each
+  # read once by the run that first saw it (pipeline/components/span_window.py); absent:
+  # this run's span alone.
+  window_spans: Optional[PositiveInt] = None
   input_format: InputFormat = 'columnar'
   # Steps in each call of the compiled training function: fewer host round trips (on a
   # TPU, the chip is not left idle between steps); the default is the best measured on

@@ -5,6 +5,7 @@ warm-started from, its AUC, whether it was blessed and pushed, and which one ser
 import dataclasses
 from typing import Dict, List, Optional
 
+from contract.names import WINDOW_SPANS_KEY
 from inspection import artifact_contents
 from inspection.run_store import ArtifactRecord, LineageNode, RunStore
 
@@ -26,16 +27,21 @@ class ModelHistory:
 
 
 def _spans(node: LineageNode) -> List[int]:
-  """The spans of the raw Examples (CsvExampleGen's) anywhere upstream."""
+  """The spans of the raw Examples the model learned from: a SpanWindow's, else
+  CsvExampleGen's, upstream of it (not those of the model it warm-started from)."""
   found = set()
   stack = [node]
   while stack:
     current = stack.pop()
     artifact = current.artifact
-    if (artifact.type == 'Examples' and artifact.producer is not None
-        and artifact.producer.component == 'CsvExampleGen'):
+    producer = artifact.producer.component if artifact.producer is not None else ''
+    if artifact.type == 'Examples' and producer == 'SpanWindow':
+      found.update(int(s) for s in str(artifact.properties.get(WINDOW_SPANS_KEY, '')).split(',') if s)
+      continue  # its inputs hold every span read before: not what this model saw
+    if artifact.type == 'Examples' and producer == 'CsvExampleGen':
       found.add(int(artifact.properties.get('span', 0)))
-    stack.extend(n for nodes in current.inputs.values() for n in nodes)
+    stack.extend(n for key, nodes in current.inputs.items() if key != 'base_model'
+                 for n in nodes)
   return sorted(found)
 
 
@@ -54,7 +60,8 @@ def history(store: RunStore) -> List[ModelHistory]:
     lineage = store.lineage(model)
     base = lineage.inputs.get('base_model') or []
     auc, blessed = None, None
-    evaluators = store.consumers(model, 'Evaluator')
+    # Not as the baseline of a later candidate's evaluation.
+    evaluators = store.consumers(model, 'Evaluator', key='model')
     if evaluators:
       outputs = store.outputs(evaluators[-1])
       blessing, evaluation = _first(outputs, 'blessing'), _first(outputs, 'evaluation')
@@ -62,7 +69,7 @@ def history(store: RunStore) -> List[ModelHistory]:
       if evaluation is not None:
         slices = artifact_contents.evaluation(evaluation.uri)['slices']
         auc = slices[0]['metrics'].get('auc') if slices else None
-    for pusher in store.consumers(model, 'Pusher'):
+    for pusher in store.consumers(model, 'Pusher', key='model'):
       pushed = _first(store.outputs(pusher), 'pushed_model')
       if pushed is not None and pushed.properties.get('pushed') == 1:
         pushed_at[model.id] = pushed.id

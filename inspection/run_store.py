@@ -267,10 +267,13 @@ class RunStore:
     found = self.outputs(execution).get(key, [])
     return found[0] if found else None
 
-  def consumers(self, artifact: ArtifactRecord, component: str) -> List[ExecutionRecord]:
-    """The executions of `component` that took `artifact` as an input, oldest first."""
+  def consumers(self, artifact: ArtifactRecord, component: str,
+                key: Optional[str] = None) -> List[ExecutionRecord]:
+    """The executions of `component` that took `artifact` as an input (as input `key`,
+    when given), oldest first."""
     events = self._store.get_events_by_artifact_ids([artifact.id])
-    ids = sorted({e.execution_id for e in events if e.type == Event.INPUT})
+    ids = sorted({e.execution_id for e in events if e.type == Event.INPUT
+                  and (key is None or (e.path.steps and e.path.steps[0].key == key))})
     found = [self._execution(e) for e in self._store.get_executions_by_id(ids)]
     return [e for e in found if e.component == component]
 

@@ -20,6 +20,7 @@ from pipeline import fingerprint
 from pipeline import paths
 from pipeline import vertex as vertex_lib
 from pipeline.components import columnar_examples_gen
+from pipeline.components import span_window as span_window_lib
 from pipeline.components.csv_example_gen import component as csv_example_gen
 from pipeline.components.evaluator import component as evaluator_component
 from pipeline.components.pusher import executor as pusher_executor
@@ -154,8 +155,24 @@ def create_pipeline(
       names.CODE_FINGERPRINT_KEY: code_fingerprint,
   }
   training = vertex_lib.training(config) if on_vertex else config.training
+  span_window = history_resolver = None
+  trained_examples = example_gen.outputs['examples']
+  if training.window_spans is not None:
+    history_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        history=tfx.dsl.Channel(type=span_window_lib.SpanHistory),
+    ).with_id('latest_span_history_resolver')
+    span_window = span_window_lib.SpanWindow(
+        examples=example_gen.outputs['examples'],
+        previous_history=history_resolver.outputs['history'],
+        window_spans=training.window_spans,
+        pipeline_key=f'{config.pipeline_name} {config.paths.input}',
+        code_fingerprint=code_fingerprint)
+    # Only validated spans join a window.
+    span_window.add_upstream_node(gate)
+    trained_examples = span_window.outputs['window']
   transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
+      examples=trained_examples,
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=names.PREPROCESSING_FN,
       custom_config=module_config,
@@ -171,7 +188,7 @@ def create_pipeline(
   columnar = None
   if training.input_format == 'columnar':
     columnar = columnar_examples_gen.ColumnarExamplesGen(
-        examples=example_gen.outputs['examples'],
+        examples=trained_examples,
         transform_graph=transform.outputs['transform_graph'],
         # Only what the Trainer reads: never the test split.
         splits=','.join(config.dataset.trained_splits),
@@ -248,7 +265,8 @@ def create_pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=pipeline_root or config.paths.pipeline_root,
       components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
-                              gate, transform, columnar, tuner, trainer,
+                              gate, history_resolver, span_window, transform, columnar,
+                              tuner, trainer,
                               latest_blessed_model, evaluator, pusher) if c is not None],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,

@@ -127,6 +127,9 @@ class RunConfig(StrictModel):
     for column in self.evaluation.slice_by:
       if column not in columns:
         raise problem_at('evaluation.slice_by', f'{column!r} is not a dataset column')
+    if self.training.window_spans is not None and not spans.has_spans(self.paths.input):
+      raise problem_at('training.window_spans', 'needs {SPAN} or {YYYY}{MM}{DD} in '
+                       f'paths.input, which is {self.paths.input!r}')
     return self
 
 

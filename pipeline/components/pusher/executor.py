@@ -28,7 +28,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
-from contract.names import ALREADY_PUSHED_KEY
+from contract.names import ALREADY_PUSHED_KEY, PREVIOUSLY_SERVING_KEY
 
 # Where a pushed model's content is summed up: SavedModel's own fingerprint (hashes of
 # the graph, the signatures and the variables' index, whose entries carry a checksum of
@@ -104,16 +104,18 @@ class Executor(tfx_pusher.Executor):
     self._log_startup(input_dict, output_dict, exec_properties)
     model_push = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-    if not self.CheckBlessing(input_dict):
-      self._MarkNotPushed(model_push)
-      return
     destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
     base_directory = destination.filesystem.base_directory
+    newest = newest_version(base_directory)
+    if newest:
+      model_push.set_string_custom_property(PREVIOUSLY_SERVING_KEY, newest)
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(model_push)
+      return
     remove_incomplete_pushes(base_directory)
     model_path = self.GetModelPath(input_dict)
-    newest = newest_version(base_directory)
     candidate = model_fingerprint(model_path)
     if newest and candidate and model_fingerprint(newest) == candidate:
       self._MarkNotPushed(model_push)

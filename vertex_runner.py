@@ -5,6 +5,7 @@
     python vertex_runner.py --config configs/vertex_movielens_1m.yaml --image ... --submit
     python vertex_runner.py --config configs/vertex_sample.yaml --emulate /tmp/vertex-sample
     python vertex_runner.py --config configs/vertex_movielens_1m.yaml --schedule "0 3 * * *"
+    python vertex_runner.py --config configs/vertex_movielens_1m.yaml --span 42 --submit
 
 The graph is the one `local_runner.py` runs. The config's `vertex` section says where:
 project and region, the Trainer's machines (TPUs, GPUs or CPUs), Dataflow for the Beam
@@ -15,6 +16,10 @@ login`). Vertex AI brings its own ML Metadata store, so none is configured here.
 --emulate DIR runs the compiled spec on this machine as Vertex AI would (the tasks'
 container commands in a folder laid out as the image, gs:// under DIR, the Trainer's custom
 job as local processes); see pipeline/vertex_emulator.
+
+With {SPAN} or a date in paths.input, the span ExampleGen reads is the pipeline parameter
+`range_config` (a RangeConfig as JSON): the latest span unless `--span` or paths.span
+sets another default, and any run may be started with its own value.
 """
 
 import argparse
@@ -141,6 +146,10 @@ def main(argv=None) -> int:
                       help='run the compiled spec on this machine as Vertex AI would, '
                       'gs:// standing for DIR/gcs (the spec is written to DIR/pipeline.json '
                       'unless --output is given)')
+  parser.add_argument('--span', type=int, metavar='N',
+                      help='with {SPAN} or a date in paths.input: the span a run reads by '
+                      'default (the pipeline parameter range_config; without it, the '
+                      'latest); the same as --set paths.span=N')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when its inputs are unchanged')
   args = parser.parse_args(argv)
@@ -154,7 +163,9 @@ def main(argv=None) -> int:
   try:
     if args.schedule:
       check_cron(args.schedule)
-    config = with_overrides(config_lib.load_config(args.config, args.overrides), args)
+    overrides = args.overrides + ([f'paths.span={args.span}'] if args.span is not None
+                                  else [])
+    config = with_overrides(config_lib.load_config(args.config, overrides), args)
     if config.paths.schema_file and not paths.is_uri(config.paths.schema_file):
       preflight.check_schema(config)  # in the project, so readable here
     compile_pipeline(config, output, enable_cache=not args.no_cache)

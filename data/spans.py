@@ -2,7 +2,7 @@
 the data as it arrived: OUT/span-001/ratings.csv, OUT/span-002/ratings.csv, ... and
 OUT/spans.csv, which says which dates each span holds and how many rows.
 
-    python data/spans.py data/movielens-100k/ratings.csv --by week --out data/ml100k-weeks
+    python data/spans.py data/movielens-100k/ratings.csv --by week --out data/movielens-100k-weeks
 
 Every row lands in exactly one span, header and columns kept (side columns too). Spans
 number the periods that have ratings, from 1, in time order (UTC; weeks start on Monday),

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
@@ -18,6 +19,7 @@ from modules import evaluation_metrics
 from pipeline import config as config_lib
 from pipeline import fingerprint
 from pipeline import paths
+from pipeline import spans
 from pipeline import vertex as vertex_lib
 from pipeline.components import columnar_examples_gen
 from pipeline.components import span_window as span_window_lib
@@ -26,7 +28,29 @@ from pipeline.components.evaluator import component as evaluator_component
 from pipeline.components.pusher import executor as pusher_executor
 from pipeline.components.validation_gate import component as validation_gate
 
-def _example_gen(config: config_lib.RunConfig, code_fingerprint: str):
+# The Vertex pipeline's runtime parameter choosing the span ExampleGen reads: a
+# RangeConfig as JSON (`vertex_runner.py --span N` writes it), the latest span by default.
+SPAN_PARAMETER = 'range_config'
+
+
+def range_config(span: Optional[int]) -> Optional[tfx.proto.RangeConfig]:
+  """ExampleGen's RangeConfig for one span; None (the latest) when no span is given."""
+  if span is None:
+    return None
+  return tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+      start_span_number=span, end_span_number=span))
+
+
+def span_parameter_value(span: Optional[int]) -> str:
+  """The SPAN_PARAMETER value for one span, or for the latest (TFX's single-span rolling
+  range, what ExampleGen's driver does without a RangeConfig)."""
+  chosen = range_config(span) or tfx.proto.RangeConfig(
+      rolling_range=tfx.proto.RollingRange(num_spans=1))
+  return json.dumps(json_format.MessageToDict(chosen), sort_keys=True)
+
+
+def _example_gen(config: config_lib.RunConfig, code_fingerprint: str,
+                 on_vertex: bool = False):
   input_base, pattern = paths.split_input_glob(config.paths.input)
   dataset = config.dataset
   time_split = dataset.split_by_time
@@ -35,11 +59,13 @@ def _example_gen(config: config_lib.RunConfig, code_fingerprint: str):
              else dataset.split.buckets())
   splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=count)
             for name, count in buckets.items()]
-  # With spans in the input, ExampleGen's driver reads the latest unless the config says.
-  span = config.paths.span
-  range_config = (None if span is None else tfx.proto.RangeConfig(
-      static_range=tfx.proto.StaticRange(start_span_number=span,
-                                         end_span_number=span)))
+  # With spans in the input, ExampleGen's driver reads the latest unless the config says;
+  # on Vertex the span is chosen when a run starts (TFX's periodic-training advice: name
+  # the span rather than trust "latest"), the config's the default.
+  chosen = range_config(config.paths.span)
+  if on_vertex and spans.has_spans(config.paths.input):
+    chosen = tfx.dsl.experimental.RuntimeParameter(
+        name=SPAN_PARAMETER, ptype=str, default=span_parameter_value(config.paths.span))
   return csv_example_gen.CsvExampleGen(
       columns=dataset.columns,
       delimiter=dataset.delimiter,
@@ -50,7 +76,38 @@ def _example_gen(config: config_lib.RunConfig, code_fingerprint: str):
           splits=[tfx.proto.Input.Split(name='single_split', pattern=pattern)]),
       output_config=tfx.proto.Output(
           split_config=tfx.proto.SplitConfig(splits=splits)),
-      range_config=range_config)
+      range_config=chosen)
+
+
+def _span_window(config: config_lib.RunConfig, example_gen, code_fingerprint: str):
+  """The latest span history's resolver and the SpanWindow that extends it."""
+  history_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+      history=tfx.dsl.Channel(type=span_window_lib.SpanHistory),
+  ).with_id('latest_span_history_resolver')
+  span_window = span_window_lib.SpanWindow(
+      examples=example_gen.outputs['examples'],
+      previous_history=history_resolver.outputs['history'],
+      window_spans=config.training.window_spans or 1,
+      pipeline_key=f'{config.pipeline_name} {config.paths.input}',
+      code_fingerprint=code_fingerprint)
+  return history_resolver, span_window
+
+
+def create_span_reader(config: config_lib.RunConfig, metadata_connection_config,
+                       pipeline_root: Optional[str] = None) -> tfx.dsl.Pipeline:
+  """Reads the config's span into the pipeline's span history, and nothing else: how
+  past spans join the history before a continuous pipeline's first training run (the
+  ids are create_pipeline's, so its later runs find these Examples)."""
+  code_fingerprint = fingerprint.code_fingerprint()
+  example_gen = _example_gen(config, code_fingerprint)
+  history_resolver, span_window = _span_window(config, example_gen, code_fingerprint)
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=pipeline_root or config.paths.pipeline_root,
+      components=[example_gen, history_resolver, span_window],
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=config.beam.pipeline_args())
 
 
 def eval_config(config: config_lib.RunConfig, code_fingerprint: str = '') -> tfma.EvalConfig:
@@ -126,7 +183,7 @@ def create_pipeline(
     config = vertex_lib.for_image(config)
   # Every component that runs project code gets it: an edit of that code reruns them.
   code_fingerprint = fingerprint.code_fingerprint()
-  example_gen = _example_gen(config, code_fingerprint)
+  example_gen = _example_gen(config, code_fingerprint, on_vertex)
   sample_rate = config.statistics.sample_rate
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'],
@@ -146,7 +203,10 @@ def create_pipeline(
       statistics=statistics_gen.outputs['statistics'],
       on_anomalies=config.validation.on_anomalies,
       trained_splits=','.join(config.dataset.trained_splits),
-      batch_size=max((config.training.batch_size, *tuned_batch_sizes)),
+      # A window of several spans trains on more rows than this span's: the Trainer
+      # reads the window, so only a one-span run is held to a batch per split here.
+      batch_size=(0 if (config.training.window_spans or 1) > 1
+                  else max((config.training.batch_size, *tuned_batch_sizes))),
       label=config.dataset.label.spec.model_dump_json(),
       code_fingerprint=code_fingerprint)
   # What every component that loads the model code needs.
@@ -158,16 +218,7 @@ def create_pipeline(
   span_window = history_resolver = None
   trained_examples = example_gen.outputs['examples']
   if training.window_spans is not None:
-    history_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        history=tfx.dsl.Channel(type=span_window_lib.SpanHistory),
-    ).with_id('latest_span_history_resolver')
-    span_window = span_window_lib.SpanWindow(
-        examples=example_gen.outputs['examples'],
-        previous_history=history_resolver.outputs['history'],
-        window_spans=training.window_spans,
-        pipeline_key=f'{config.pipeline_name} {config.paths.input}',
-        code_fingerprint=code_fingerprint)
+    history_resolver, span_window = _span_window(config, example_gen, code_fingerprint)
     # Only validated spans join a window.
     span_window.add_upstream_node(gate)
     trained_examples = span_window.outputs['window']

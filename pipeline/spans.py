@@ -1,7 +1,7 @@
 """Spans in `paths.input`: TFX's `{SPAN}` and `{YYYY}{MM}{DD}` placeholders, which of them
 exist, and which one a run reads (the latest, unless `paths.span` says).
 
-`data/ml100k-weeks/span-{SPAN:3}/ratings.csv` matches span-001/ratings.csv as span 1 (TFX
+`data/movielens-100k-weeks/span-{SPAN:3}/ratings.csv` matches span-001/ratings.csv as span 1 (TFX
 writes the span back into the pattern, so zero-padded names need the width: `{SPAN}`
 alone matches span-1, span-12);
 `logs/{YYYY}-{MM}-{DD}/*.csv` matches 2026-11-30/a.csv as span 20787, TFX's number of a

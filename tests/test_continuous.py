@@ -33,6 +33,7 @@ def replay(tmp_path_factory):
         '--output-root', str(out), '--span', str(span),
         '--set', f'paths.input={root}/yearly/span-{{SPAN:3}}/ratings.csv',
         '--set', 'training.window_spans=2', '--set', 'training.warm_start=latest_blessed',
+        '--set', 'training.epochs=5',
         # Judged on a year's test rows (a few hundred): every model here is to be blessed.
         '--set', 'evaluation.min_auc=0.5', '--set', 'evaluation.max_auc_regression=0.05')
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]

@@ -304,3 +304,15 @@ def test_an_importer_records_its_uri_once_unless_told_to_reimport(tmp_path, caps
   out = capsys.readouterr().out
   assert f'imported {tmp_path}/run/gcs/b/schema\n' in out
   assert f'imported {tmp_path}/run/gcs/b/schema (recorded before)' in out
+
+
+def test_the_span_history_resolver_answers_with_the_newest_history(tmp_path):
+  """What the window's latest-artifact query gets on Vertex AI: the newest SpanHistory of
+  the store, whichever run made it."""
+  store = store_lib.EmulatorStore(str(tmp_path / 'm.sqlite'))
+  history = {'instanceSchema': 'title: pipeline.SpanHistory\ntype: object\n'}
+  for name in ('run-1', 'run-2'):
+    store.put([{'name': name, 'uri': f'/x/{name}', 'type': history, 'metadata': {}}])
+  found = store.query('latest_span_history_resolver',
+                      'schema_title="pipeline.SpanHistory" AND state=LIVE')
+  assert [a['name'] for a in found] == ['run-2']

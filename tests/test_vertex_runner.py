@@ -382,3 +382,40 @@ def test_scheduling_without_credentials_fails_cleanly_after_compiling(tmp_path):
   assert 'scheduling movielens-1m at 0 3 * * *' in result.stdout
   assert 'submitting to Vertex AI failed (DefaultCredentialsError)' in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def test_the_span_is_a_pipeline_parameter_and_the_window_a_latest_artifact_query(tmp_path):
+  """The window's history resolver is the latest-artifact query Vertex AI compiles (a
+  RollingRange resolver would not compile), and the span ExampleGen reads is a pipeline
+  parameter: the latest by default, `--span` sets another default."""
+  from pipeline import graph  # pylint: disable=g-import-not-at-top
+  from pipeline.vertex_emulator import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  windowed = _variant(tmp_path, paths={
+      'input': 'gs://my-bucket/ratings/span-{SPAN:3}/ratings.csv',
+      'output_root': 'gs://my-bucket/ranker/movielens-1m'}, training={'window_spans': 3})
+  code, spec = _compile(tmp_path, windowed)
+  assert code == 0
+  tasks = _tasks(spec)
+  parameter = tasks['CsvExampleGen']['inputs']['parameters']['range_config']
+  assert parameter == {'componentInputParameter': graph.SPAN_PARAMETER}
+  values = spec_lib.pipeline_parameters(spec)
+  assert json.loads(values['range_config']['stringValue']) == {
+      'rollingRange': {'numSpans': 1}}
+  resolver = spec['pipelineSpec']['deploymentSpec']['executors'][
+      'latest_span_history_resolver_executor']['resolver']
+  assert resolver['outputArtifactQueries']['history']['filter'] == (
+      'schema_title="pipeline.SpanHistory" AND state=LIVE')
+  window_inputs = tasks['SpanWindow']['inputs']['artifacts']
+  assert window_inputs['previous_history']['taskOutputArtifact']['producerTask'] == (
+      'latest_span_history_resolver')
+  assert tasks['Transform']['inputs']['artifacts']['examples']['taskOutputArtifact'][
+      'producerTask'] == 'SpanWindow'
+  # The emulator hands ExampleGen the parameter's value.
+  job = spec_lib.load(str(tmp_path / 'pipeline.json'))
+  example_gen, = [t for t in job.tasks if t.name == 'CsvExampleGen']
+  assert example_gen.parameters()['range_config'] == values['range_config']
+
+  code, spec = _compile(tmp_path, windowed, '--span', '42')
+  assert code == 0
+  assert json.loads(spec_lib.pipeline_parameters(spec)['range_config']['stringValue']) == {
+      'staticRange': {'startSpanNumber': 42, 'endSpanNumber': 42}}

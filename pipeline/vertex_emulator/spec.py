@@ -28,6 +28,9 @@ class Task:
   spec: Dict[str, Any]       # root.dag.tasks[name]
   component: Dict[str, Any]  # components[componentRef]
   executor: Dict[str, Any]   # deploymentSpec.executors[executorLabel]
+  # The run's pipeline parameters (runtimeConfig), as Values: what a task input naming
+  # one (`componentInputParameter`) gets.
+  pipeline_parameters: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
 
   @property
   def depends_on(self) -> List[str]:
@@ -41,13 +44,17 @@ class Task:
     return bool(self.spec.get('cachingOptions', {}).get('enableCache'))
 
   def parameters(self) -> Dict[str, Dict[str, Any]]:
-    """Each input parameter's constant Value ({'stringValue': ...} or {'intValue': ...})."""
+    """Each input parameter's Value ({'stringValue': ...} or {'intValue': ...}): a
+    constant, or the pipeline parameter it names."""
     found = {}
     for key, value in self.spec.get('inputs', {}).get('parameters', {}).items():
-      if 'runtimeValue' not in value:
-        raise SpecError(self.name, f'parameter {key} is not a constant; only constants '
-                        'are emulated')
-      found[key] = value['runtimeValue']['constantValue']
+      if 'runtimeValue' in value:
+        found[key] = value['runtimeValue']['constantValue']
+      elif value.get('componentInputParameter') in self.pipeline_parameters:
+        found[key] = self.pipeline_parameters[value['componentInputParameter']]
+      else:
+        raise SpecError(self.name, f'parameter {key} is neither a constant nor a pipeline '
+                        f'parameter with a value: {json.dumps(value)}')
     return found
 
   def artifact_type(self, direction: str, key: str) -> Dict[str, Any]:
@@ -74,14 +81,28 @@ def load(path: str) -> PipelineJob:
     job = json.load(f)
   spec = job['pipelineSpec']
   executors = spec['deploymentSpec']['executors']
+  parameters = pipeline_parameters(job)
   tasks = {}
   for name, task in spec['root']['dag']['tasks'].items():
     component = spec['components'][task['componentRef']['name']]
-    tasks[name] = Task(name, task, component, executors[component['executorLabel']])
+    tasks[name] = Task(name, task, component, executors[component['executorLabel']],
+                       parameters)
   for task in tasks.values():
     _check_types(task)
   return PipelineJob(spec['pipelineInfo']['name'],
                      job['runtimeConfig']['gcsOutputDirectory'], _ordered(tasks))
+
+
+def pipeline_parameters(job: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+  """The job's runtimeConfig parameters as Values, whichever form the spec uses: the
+  old `parameters` ({name: {'stringValue': ...}}) or `parameterValues` (plain values)."""
+  runtime = job.get('runtimeConfig', {})
+  found = dict(runtime.get('parameters', {}))
+  for name, value in runtime.get('parameterValues', {}).items():
+    kind = ('stringValue' if isinstance(value, str) else 'intValue'
+            if isinstance(value, int) else 'doubleValue')
+    found[name] = {kind: value}
+  return found
 
 
 def _check_types(task: Task) -> None:

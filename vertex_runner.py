@@ -55,14 +55,14 @@ def compile_pipeline(config: config_lib.RunConfig, output_path: str,
                      enable_cache: bool = True) -> None:
   """Writes the Vertex pipeline spec; raises ConfigError if the config cannot run there."""
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-  from pipeline.graph import create_pipeline  # pylint: disable=g-import-not-at-top
+  from pipeline import graph  # pylint: disable=g-import-not-at-top
   # create_pipeline checks the config for Vertex (the one place that does).
-  pipeline = create_pipeline(config, enable_cache=enable_cache, on_vertex=True)
+  pipeline = graph.create_pipeline(config, enable_cache=enable_cache, on_vertex=True)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=config.vertex.image),
       output_filename=output_path)
-  runner.run(pipeline)
+  runner.run(pipeline, parameter_values=graph.vertex_parameter_values(config))
 
 
 def submit(config: config_lib.RunConfig, spec_path: str, enable_cache: bool) -> str:
@@ -105,8 +105,11 @@ def schedule_request(config: config_lib.RunConfig, spec_path: str, cron: str):
   job = pipeline_job.PipelineJob(
       display_name=config.pipeline_name, pipeline_spec=spec['pipelineSpec'],
       labels=spec.get('labels', {}),
+      # The spec's parameter values (the span: the latest) go with every scheduled run.
       runtime_config=pipeline_job.PipelineJob.RuntimeConfig(
-          gcs_output_directory=spec['runtimeConfig']['gcsOutputDirectory']),
+          gcs_output_directory=spec['runtimeConfig']['gcsOutputDirectory'],
+          parameter_values=spec['runtimeConfig'].get('parameterValues', {}),
+          parameters=spec['runtimeConfig'].get('parameters', {})),
       service_account=vertex.service_account or '')
   return schedule.Schedule(
       display_name=f'{config.pipeline_name} at {cron.strip()}', cron=cron.strip(),

@@ -6,7 +6,7 @@ graph by construction.
 """
 
 import json
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
@@ -49,6 +49,14 @@ def span_parameter_value(span: Optional[int]) -> str:
   return json.dumps(json_format.MessageToDict(chosen), sort_keys=True)
 
 
+def vertex_parameter_values(config: config_lib.RunConfig) -> Dict[str, str]:
+  """The values of the Vertex pipeline's parameters that a run takes unless it is given
+  others (the compiler writes them into the spec's runtimeConfig)."""
+  if not spans.has_spans(config.paths.input):
+    return {}
+  return {SPAN_PARAMETER: span_parameter_value(config.paths.span)}
+
+
 def _example_gen(config: config_lib.RunConfig, code_fingerprint: str,
                  on_vertex: bool = False):
   input_base, pattern = paths.split_input_glob(config.paths.input)
@@ -83,7 +91,7 @@ def _span_window(config: config_lib.RunConfig, example_gen, code_fingerprint: st
   """The latest span history's resolver and the SpanWindow that extends it."""
   history_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-      history=tfx.dsl.Channel(type=span_window_lib.SpanHistory),
+      history=tfx.dsl.Channel(type=span_window_lib.HISTORY_TYPE),
   ).with_id('latest_span_history_resolver')
   span_window = span_window_lib.SpanWindow(
       examples=example_gen.outputs['examples'],

@@ -95,7 +95,7 @@ def test_a_window_of_three_spans_holds_exactly_their_rows_each_read_once(tmp_pat
     example_gen = graph._example_gen(config, code_fingerprint='test')  # pylint: disable=protected-access
     resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        history=tfx.dsl.Channel(type=span_window.SpanHistory)).with_id('history')
+        history=tfx.dsl.Channel(type=span_window.HISTORY_TYPE)).with_id('history')
     window = span_window.SpanWindow(
         examples=example_gen.outputs['examples'],
         previous_history=resolver.outputs['history'], window_spans=3,
@@ -116,7 +116,7 @@ def test_a_window_of_three_spans_holds_exactly_their_rows_each_read_once(tmp_pat
   originals = {os.stat(f).st_ino for a in read for f in glob.glob(
       os.path.join(a.uri, 'Split-train', '*'))}
   assert len(linked) == 3 and {os.stat(f).st_ino for f in linked} <= originals
-  history = max(store.get_artifacts_by_type(span_window.SpanHistory.TYPE_NAME),
+  history = max(store.get_artifacts_by_type(span_window.HISTORY_TYPE.TYPE_NAME),
                 key=lambda a: a.id)
   assert [e['span'] for e in span_window.read_history(history.uri)[f'spans {pattern}']] == [
       1, 2, 3, 4]

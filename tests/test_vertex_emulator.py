@@ -3,9 +3,12 @@ would: the tasks' own container commands in a folder laid out as the image, reso
 answered from the emulator's ML Metadata, the Trainer's custom job as local processes.
 
 The end-to-end runs are real processes, as a person starts them: the shipped sample's
-Vertex config (a TPU v5e Trainer, which trains on CPU here), then a second run in the same
-folder with a 2-replica CPU pool, which must reuse the cache and judge its model against
-the first run's, and deploy it to an Endpoint (recorded, not made).
+Vertex config (a TPU v5e Trainer, which trains on CPU here) reading span 2 of the sample
+cut by year from "Cloud Storage", with a window of 2 spans; then a second run in the same
+folder on span 3 with a 2-replica CPU pool, which must reuse the cache, find the first
+run's span history and model (the window holds spans 2 and 3, the tables start warm),
+judge its model against the first run's, and deploy it to an Endpoint (recorded, not
+made).
 """
 
 import glob
@@ -25,6 +28,11 @@ from pipeline.vertex_emulator import store as store_lib
 from pipeline.vertex_emulator.container import emulated_services
 
 VERTEX_SAMPLE = os.path.join(PROJECT_DIR, 'configs', 'vertex_sample.yaml')
+SPANS_TOOL = os.path.join(PROJECT_DIR, 'data', 'spans.py')
+# Both runs: the sample by year under gs://my-bucket/spans, a window of 2 spans, warm start.
+CONTINUOUS = ('--set', 'paths.input=gs://my-bucket/spans/span-{SPAN:3}/ratings.csv',
+              '--set', 'training.window_spans=2', '--set', 'training.warm_start=latest_blessed',
+              '--set', 'training.epochs=5', '--set', 'evaluation.min_auc=0.5')
 # The second run: two CPU replicas, and the blessed model deployed to an Endpoint.
 SECOND_RUN = ('--set', 'vertex.trainer.machine_type=n1-standard-4',
               '--set', 'vertex.trainer.replica_count=2',
@@ -37,8 +45,20 @@ _TASK_LINE = re.compile(r'^\d\d:\d\d:\d\d  (\S+) +(.*)$')
 def _emulate(folder, *args, timeout=900) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, os.path.join(PROJECT_DIR, 'vertex_runner.py'),
-       '--config', VERTEX_SAMPLE, '--emulate', str(folder), *args],
+       '--config', VERTEX_SAMPLE, '--emulate', str(folder), *CONTINUOUS, *args],
       cwd=PROJECT_DIR, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _spans_in_the_bucket(folder):
+  subprocess.run([sys.executable, SPANS_TOOL, os.path.join(PROJECT_DIR, 'data', 'sample',
+                                                            'ratings.csv'),
+                  '--by', 'year', '--out', str(folder / 'gcs' / 'my-bucket' / 'spans')],
+                 check=True, capture_output=True)
+
+
+def _executor_output(folder, run_line, task):
+  with open(os.path.join(_task_folder(folder, run_line, task), 'executor_output.json')) as f:
+    return json.load(f)
 
 
 def _results(stdout):
@@ -58,9 +78,10 @@ def _task_folder(folder, run_line, task):
 def emulated(tmp_path_factory):
   """(folder, first run, second run): the shipped config, then SECOND_RUN's."""
   folder = tmp_path_factory.mktemp('vertex') / 'emulated'
-  first = _emulate(folder)
+  _spans_in_the_bucket(folder)
+  first = _emulate(folder, '--span', '2')
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-  second = _emulate(folder, *SECOND_RUN)
+  second = _emulate(folder, '--span', '3', *SECOND_RUN)
   return folder, first, second
 
 
@@ -103,10 +124,10 @@ def test_a_second_run_reuses_the_cache_and_judges_against_the_first(emulated):
   folder, first, second = emulated
   assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
   results = _results(second.stdout)
-  for task in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'ColumnarExamplesGen'):
-    assert results[task] == 'cached', second.stdout
-  # The Trainer's machines changed, so it and what reads its model run again.
-  for task in ('Trainer', 'Evaluator', 'Pusher'):
+  assert results['ImportSchemaGen'] == 'cached', second.stdout
+  # A new span: read, and everything after it runs again.
+  for task in ('CsvExampleGen', 'StatisticsGen', 'SpanWindow', 'Transform', 'Trainer',
+               'Evaluator', 'Pusher'):
     assert results[task].startswith('ran'), second.stdout
   first_model = json.loads(open(os.path.join(
       _task_folder(folder, first.stdout, 'Trainer'), 'executor_output.json')).read())
@@ -117,6 +138,31 @@ def test_a_second_run_reuses_the_cache_and_judges_against_the_first(emulated):
       _task_folder(folder, second.stdout, 'Evaluator'), 'executor_output.json')).read())
   blessing = evaluation['artifacts']['blessing']['artifacts'][0]['metadata']
   assert blessing['baseline_model_id'] == first_model_name
+
+
+@pytest.mark.slow
+def test_the_span_is_the_pipeline_parameter_and_the_window_spans_both_runs(emulated):
+  """ExampleGen's driver reads the span the run names; the second run's SpanWindow finds
+  the first run's history through Vertex's latest-artifact query and links span 2's files
+  beside span 3's; each span is read once."""
+  folder, first, second = emulated
+  for run, span in ((first, 2), (second, 3)):
+    examples = _executor_output(folder, run.stdout, 'CsvExampleGen')['artifacts'][
+        'examples']['artifacts'][0]['metadata']
+    # TFX 1.16's driver records the span as a custom property: `custom:span` on Vertex.
+    assert examples['custom:span'] == span
+  first_history = _executor_output(folder, first.stdout, 'SpanWindow')['artifacts'][
+      'history']['artifacts'][0]['name']
+  assert _results(second.stdout)['latest_span_history_resolver'] == (
+      f'resolved {first_history.rsplit("/", 1)[-1]}')
+  window = _executor_output(folder, second.stdout, 'SpanWindow')['artifacts']['window'][
+      'artifacts'][0]
+  assert window['metadata']['spans'] == '2,3'
+  linked = sorted(os.listdir(os.path.join(window['uri'], 'Split-train')))
+  assert [name[:11] for name in linked] == ['span-000002', 'span-000003']
+  # The second run's tables started from the first run's model.
+  assert 'Warm start: the tables start from' in (folder / 'jobs' / '2' /
+                                                 'workerpool0-0.log').read_text()
 
 
 @pytest.mark.slow
@@ -153,6 +199,7 @@ def _broken_spec(emulated, tmp_path, edit):
   edit(spec['pipelineSpec'])
   path = tmp_path / 'broken.json'
   path.write_text(json.dumps(spec))
+  _spans_in_the_bucket(tmp_path / 'run')
   return path
 
 
@@ -307,12 +354,12 @@ def test_an_importer_records_its_uri_once_unless_told_to_reimport(tmp_path, caps
 
 
 def test_the_span_history_resolver_answers_with_the_newest_history(tmp_path):
-  """What the window's latest-artifact query gets on Vertex AI: the newest SpanHistory of
+  """What the window's latest-artifact query gets on Vertex AI: the newest span history (a File) of
   the store, whichever run made it."""
   store = store_lib.EmulatorStore(str(tmp_path / 'm.sqlite'))
-  history = {'instanceSchema': 'title: pipeline.SpanHistory\ntype: object\n'}
+  history = {'instanceSchema': 'title: tfx.File\ntype: object\n'}
   for name in ('run-1', 'run-2'):
     store.put([{'name': name, 'uri': f'/x/{name}', 'type': history, 'metadata': {}}])
   found = store.query('latest_span_history_resolver',
-                      'schema_title="pipeline.SpanHistory" AND state=LIVE')
+                      'schema_title="tfx.File" AND state=LIVE')
   assert [a['name'] for a in found] == ['run-2']

@@ -404,7 +404,7 @@ def test_the_span_is_a_pipeline_parameter_and_the_window_a_latest_artifact_query
   resolver = spec['pipelineSpec']['deploymentSpec']['executors'][
       'latest_span_history_resolver_executor']['resolver']
   assert resolver['outputArtifactQueries']['history']['filter'] == (
-      'schema_title="pipeline.SpanHistory" AND state=LIVE')
+      'schema_title="tfx.File" AND state=LIVE')
   window_inputs = tasks['SpanWindow']['inputs']['artifacts']
   assert window_inputs['previous_history']['taskOutputArtifact']['producerTask'] == (
       'latest_span_history_resolver')

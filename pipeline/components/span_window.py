@@ -1,16 +1,18 @@
 """SpanWindow: the last N spans' Examples as one Examples artifact, each span read once.
 
-A run's CsvExampleGen reads only the newest span. This component keeps a ledger of every
-span read so far (a `SpanHistory` artifact: span -> the Examples that hold it) and writes
-a window: one `Examples` artifact whose split folders hold the files of the last
-`window_spans` spans' Examples, linked (hard links on a local disk, a copy elsewhere:
+A run's CsvExampleGen reads only the newest span. This component keeps a history of every
+span read so far (span -> the Examples that hold it, in a `File` artifact, HISTORY_TYPE)
+and writes a window: one `Examples` artifact whose split folders hold the files of the
+last `window_spans` spans' Examples, linked (hard links on a local disk, a copy elsewhere:
 Cloud Storage has no links), never parsed again. Transform, ColumnarExamplesGen and the
 Trainer read the window as they would read any Examples.
 
 Each run's history extends the newest one before it, which a latest-artifact resolver
-finds: the one resolver Vertex AI compiles besides the latest blessed model, so the window
-runs there as it does locally (TFX's RollingRange resolver does not compile for Vertex).
-Vertex's resolver filters by artifact type only, project-wide, so the history keeps every
+finds: the one resolver Vertex AI compiles besides the latest blessed model (TFX's
+RollingRange resolver does not compile for Vertex). Vertex's compiled query names the
+artifact type's title only, and only TFX's own types by theirs (any other type is queried
+as `tfx.Artifact`, which matches nothing this pipeline writes), hence TFX's `File` type,
+which nothing else here writes. The query is project-wide, so the history keeps every
 pipeline's spans under its own key and carries the others' forward untouched.
 """
 
@@ -22,6 +24,7 @@ from typing import Dict, List
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
+from tfx.types.experimental import simple_artifacts
 
 from contract import names
 
@@ -29,11 +32,8 @@ HISTORY_FILE = 'spans.json'
 _COPIED_PROPERTIES = ('payload_format', 'file_format')
 
 
-class SpanHistory(tfx.dsl.Artifact):
-  """Every span read so far, per pipeline: its number, version and Examples' uri."""
-  # <namespace>.<Name>, the form Vertex AI requires, importable by that name (TFX's Vertex
-  # entrypoint imports the class by it): pipeline/__init__.py provides it.
-  TYPE_NAME = 'pipeline.SpanHistory'
+# What the history is recorded as; see the module's docstring for why TFX's File.
+HISTORY_TYPE = simple_artifacts.File
 
 
 class WindowError(ValueError):
@@ -103,8 +103,8 @@ def write_window(members: List[Dict], split_names: List[str], window_uri: str) -
 def SpanWindow(  # pylint: disable=invalid-name
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     window: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
-    history: tfx.dsl.components.OutputArtifact[SpanHistory],
-    previous_history: tfx.dsl.components.InputArtifact[SpanHistory] = None,
+    history: tfx.dsl.components.OutputArtifact[HISTORY_TYPE],
+    previous_history: tfx.dsl.components.InputArtifact[HISTORY_TYPE] = None,
     window_spans: tfx.dsl.components.Parameter[int] = 1,
     # Whose spans these are: the pipeline's name and its input pattern.
     pipeline_key: tfx.dsl.components.Parameter[str] = '',
@@ -125,10 +125,17 @@ def SpanWindow(  # pylint: disable=invalid-name
   del code_fingerprint
   newest = int_property(examples, 'span')
   split_names = artifact_utils.decode_split_names(examples.split_names)
-  known = read_history(previous_history.uri) if previous_history is not None else {}
+  known = {}
+  if previous_history is not None:
+    try:
+      known = read_history(previous_history.uri)
+    except (OSError, ValueError, tf.errors.OpError):
+      # Another pipeline's File in a store shared project-wide (Vertex AI).
+      logging.warning('%s holds no span history; starting a new one.', previous_history.uri)
   ledger = extend(known, pipeline_key, dict(
       span=newest, version=int_property(examples, 'version'), uri=examples.uri,
       splits=split_names))
+  tf.io.gfile.makedirs(history.uri)  # Vertex AI makes no output folder beforehand
   with tf.io.gfile.GFile(os.path.join(history.uri, HISTORY_FILE), 'w') as f:
     json.dump(ledger, f, indent=1, sort_keys=True)
   members = last_spans(ledger[pipeline_key], newest, window_spans)

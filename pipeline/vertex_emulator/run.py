@@ -213,7 +213,18 @@ class Emulator:
     lifecycle = container.get('lifecycle', {}).get('preCacheCheck')
     if lifecycle:
       self._execute(task, lifecycle, executor_input, os.path.join(logs, f'{task.name}.driver.log'))
-      driver_output = _read_json(output_file).get('parameterValues', {})
+      driven = _read_json(output_file)
+      driver_output = driven.get('parameterValues', {})
+      # Vertex AI hands the executor what its driver resolved (ExampleGen's: the span, its
+      # version and the span's file pattern), as parameters of either form, and starts
+      # the outputs from the driver's (the span on the Examples).
+      executor_input['inputs']['parameterValues'].update(driver_output)
+      executor_input['inputs']['parameters'].update(
+          {k: _value(v) for k, v in driver_output.items()})
+      for key, listed in driven.get('artifacts', {}).items():
+        outputs_of_key = executor_input['outputs']['artifacts'].get(key, {}).get('artifacts', [])
+        for artifact, resolved in zip(outputs_of_key, listed.get('artifacts', [])):
+          artifact['metadata'] = resolved.get('metadata', {})
 
     cache_key = hashlib.sha256(json.dumps({
         'component': task.component, 'executor': task.executor, 'parameters': parameters,
@@ -319,6 +330,15 @@ def _plain(value: Dict[str, Any]) -> Any:
   if 'doubleValue' in value:
     return float(value['doubleValue'])
   return value.get('stringValue', '')
+
+
+def _value(plain: Any) -> Dict[str, Any]:
+  """A plain parameter value as the Value proto's JSON of the older `parameters` form."""
+  if isinstance(plain, str):
+    return {'stringValue': plain}
+  if isinstance(plain, (int, float)) and float(plain).is_integer():
+    return {'intValue': str(int(plain))}
+  return {'doubleValue': plain}
 
 
 def _read_json(path: str) -> Dict[str, Any]:

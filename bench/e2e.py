@@ -82,6 +82,31 @@ def import_seconds() -> float:
   return time.perf_counter() - start
 
 
+def plot_scaling(runs, path: str) -> None:
+  """Seconds of each component, and the wall, against rows (log-log: a straight line of
+  slope 1 is a cost linear in the rows), to `path` (PNG)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  runs = sorted(runs, key=lambda r: r['rows'])
+  rows = [r['rows'] for r in runs]
+  figure, axis = plt.subplots(figsize=(8, 5))
+  axis.plot(rows, [r['wall_seconds'] for r in runs], 'k--', marker='o', label='wall')
+  for component in runs[-1]['components']:
+    seconds = [r['components'].get(component, 0) for r in runs]
+    if max(seconds) >= 1:
+      axis.plot(rows, seconds, marker='o', label=component)
+  axis.set_xscale('log')
+  axis.set_yscale('log')
+  axis.set_xlabel('rows')
+  axis.set_ylabel('seconds')
+  axis.grid(alpha=0.3, which='both')
+  axis.legend(fontsize=8)
+  axis.set_title('End to end per component, MovieLens-25M-shaped generated data')
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+
+
 def main(argv=None) -> int:
   parser = common.parser(__doc__.split('\n\n')[0])
   parser.add_argument('--datasets', nargs='+', help='generated-1m and/or ml-100k')
@@ -155,6 +180,8 @@ def main(argv=None) -> int:
             f'{r["component_peak_rss_gib"].get(c, 0):.1f}' for c in component_names]
          for r in runs]))
     print('(peak resident GiB of the run\'s process tree while each component ran)')
+  if args.rows:
+    plot_scaling(runs, os.path.join(args.results_dir, 'e2e_scaling.png'))
   path = common.write_result(args.results_dir, 'e2e_scaling' if args.rows else 'e2e',
                              args.smoke,
                              [os.path.basename(sys.executable), *sys.argv],

@@ -84,12 +84,12 @@ def test_three_hash_splits_share_out_every_row_once(tmp_path):
   assert 450 < len(three['validation']) < 750 and 450 < len(three['test']) < 750
 
 
-def _small_ranges_and_blocks(monkeypatch):
+def _small_ranges_and_blocks(monkeypatch, range_bytes=7919, block_bytes=997):
   # Prime sizes, unlike any line's length: range and block ends fall at every place in a
   # line over the sample's 6,000 rows (a few hundred ranges and blocks would cost
   # minutes of Beam overhead and test nothing more).
-  monkeypatch.setattr(csv_blocks, 'RANGE_BYTES', 7919)
-  monkeypatch.setattr(csv_blocks, 'BLOCK_BYTES', 997)
+  monkeypatch.setattr(csv_blocks, 'RANGE_BYTES', range_bytes)
+  monkeypatch.setattr(csv_blocks, 'BLOCK_BYTES', block_bytes)
 
 
 TIME_SPLIT = {'column': 'timestamp', 'validation': 0.1, 'test': 0.2}
@@ -105,8 +105,10 @@ def test_a_time_split_puts_the_latest_rows_in_test_and_those_before_in_validatio
   assert train[-1] < validation[0] <= validation[-1] < test[0]
   # Shares of 6,000 rows (a boundary time shared by rows can add a few).
   assert 1200 <= len(test) < 1210 and 600 <= len(validation) < 610
-  # The boundaries are found across ranges and blocks alike.
-  _small_ranges_and_blocks(monkeypatch)
+  # The boundaries are found across ranges and blocks alike (a few of each: the time
+  # split reads every range twice, and each range costs Beam a second or more).
+  _small_ranges_and_blocks(monkeypatch, range_bytes=45007, block_bytes=4999)
+  assert len(csv_blocks.file_ranges([SAMPLE])) >= 3
   assert _ours(tmp_path, data, 'ratings.csv', splits=TIME_SPLITS,
                time_split=TIME_SPLIT) == by_time
 

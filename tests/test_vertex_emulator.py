@@ -32,7 +32,7 @@ SPANS_TOOL = os.path.join(PROJECT_DIR, 'data', 'spans.py')
 # Both runs: the sample by year under gs://my-bucket/spans, a window of 2 spans, warm start.
 CONTINUOUS = ('--set', 'paths.input=gs://my-bucket/spans/span-{SPAN:3}/ratings.csv',
               '--set', 'training.window_spans=2', '--set', 'training.warm_start=latest_blessed',
-              '--set', 'training.epochs=5', '--set', 'evaluation.min_auc=0.5')
+              '--set', 'training.epochs=3', '--set', 'evaluation.min_auc=0.5')
 # The second run: two CPU replicas, and the blessed model deployed to an Endpoint.
 SECOND_RUN = ('--set', 'vertex.trainer.machine_type=n1-standard-4',
               '--set', 'vertex.trainer.replica_count=2',

@@ -180,13 +180,13 @@ def main(argv=None) -> int:
             f'{r["component_peak_rss_gib"].get(c, 0):.1f}' for c in component_names]
          for r in runs]))
     print('(peak resident GiB of the run\'s process tree while each component ran)')
-  if args.rows:
-    plot_scaling(runs, os.path.join(args.results_dir, 'e2e_scaling.png'))
   path = common.write_result(args.results_dir, 'e2e_scaling' if args.rows else 'e2e',
                              args.smoke,
                              [os.path.basename(sys.executable), *sys.argv],
                              {'epochs': epochs, 'import_seconds': startup, 'runs': runs,
                               'multi_processing_over_in_memory': ratios})
+  if args.rows:  # after the results: they make the folder
+    plot_scaling(runs, os.path.join(args.results_dir, 'e2e_scaling.png'))
   print(f'\nwrote {path}')
   return 0
 

@@ -28,12 +28,11 @@ from tfx.types.experimental import simple_artifacts
 
 from contract import names
 
-HISTORY_FILE = 'spans.json'
-_COPIED_PROPERTIES = ('payload_format', 'file_format')
-
-
-# What the history is recorded as; see the module's docstring for why TFX's File.
+# What the history is recorded as (see above for why TFX's File), and its file.
 HISTORY_TYPE = simple_artifacts.File
+HISTORY_FILE = 'spans.json'
+# The new span's Examples properties the window keeps: how its records are written.
+_COPIED_PROPERTIES = ('payload_format', 'file_format')
 
 
 class WindowError(ValueError):

@@ -4,6 +4,7 @@
     .venv/bin/python bench/e2e.py --datasets ml-100k --epochs 5
     .venv/bin/python bench/e2e.py --smoke
     .venv/bin/python bench/e2e.py --rows 1000000 5000000 --modes in_memory   # scaling
+    .venv/bin/python bench/e2e.py --rows 25000000 --modes in_memory --config configs/large_scale.yaml
 
 Each (dataset, Beam mode) is a fresh `local_runner.py` process with an empty output root
 (nothing cached): its wall time includes start-up and imports. Per-component times come
@@ -38,13 +39,13 @@ KIND = {'CsvExampleGen': 'beam', 'StatisticsGen': 'beam', 'ExampleValidator': 'o
 ML25M_USERS_PER_MILLION, ML25M_ITEMS_PER_MILLION = 6_502, 2_362
 
 
-def scaled(rows_list):
+def scaled(rows_list, config_path: str):
   """name -> (base config, input glob, rows): generated data of MovieLens 25M's shape
   (its users and movies per rating) at each size, written once under bench/work."""
   found = {}
   for rows in rows_list:
     name = f'ml25m-shape-{rows / 1e6:g}m'
-    found[name] = (os.path.join(CONFIGS, 'movielens_1m.yaml'), common.generated_ratings(
+    found[name] = (config_path, common.generated_ratings(
         os.path.join(common.WORK_DIR, 'e2e-scaled', name, 'ratings.csv'), rows,
         users=max(1, rows * ML25M_USERS_PER_MILLION // 1_000_000),
         items=max(1, rows * ML25M_ITEMS_PER_MILLION // 1_000_000)), rows)
@@ -115,8 +116,10 @@ def main(argv=None) -> int:
   parser.add_argument('--rows', nargs='+', type=int,
                       help='instead of the datasets: generated data of MovieLens 25M\'s '
                       'shape at each of these sizes')
+  parser.add_argument('--config', default=os.path.join(CONFIGS, 'movielens_1m.yaml'),
+                      help='with --rows: the config the runs extend (default: %(default)s)')
   args = parser.parse_args(argv)
-  found = scaled(args.rows) if args.rows else datasets(args.smoke)
+  found = scaled(args.rows, args.config) if args.rows else datasets(args.smoke)
   names = args.datasets or list(found)
   modes = ['in_memory'] if args.smoke else args.modes
   epochs = 1 if args.smoke else args.epochs
@@ -139,7 +142,8 @@ def main(argv=None) -> int:
                            default=0) / 2**30 for e in outcome['run'].executions}
       by_kind = {kind: sum(s for c, s in components.items() if KIND.get(c) == kind)
                  for kind in ('beam', 'tf', 'other')}
-      runs.append({'dataset': name, 'rows': rows, 'mode': mode,
+      runs.append({'dataset': name, 'config': os.path.basename(config_path), 'rows': rows,
+                   'mode': mode,
                    'wall_seconds': outcome['wall_seconds'],
                    'peak_rss_gib': outcome['peak_rss_gib'],
                    'component_peak_rss_gib': component_peaks,

@@ -6,6 +6,7 @@ when needed, so that listing runs stays quick.
 """
 
 import json
+import math
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -37,6 +38,10 @@ def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
   return summary
 
 
+# Added in another order, sums may differ in their last digits.
+_SUM_TOLERANCE = 1e-9
+
+
 def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
   """Per split: the statistics as StatisticsGen wrote them."""
   return artifact_files.split_protos(uri, 'FeatureStats.pb',
@@ -44,12 +49,46 @@ def statistics_protos(uri: str) -> Dict[str, statistics_pb2.DatasetFeatureStatis
 
 
 def statistics_sample_rate(execution_properties: Dict[str, Any]) -> Optional[float]:
-  """The share of rows a StatisticsGen execution read, or None when it read them all.
+  """The share of rows a StatisticsGen execution read, or None when it read them all."""
+  sample_rate = execution_properties.get('sample_rate')
+  return float(sample_rate) if sample_rate is not None and sample_rate < 1 else None
 
-  TFX stores the TFDV options as the JSON of StatsOptions' attributes.
-  """
-  options = json.loads(str(execution_properties.get('stats_options_json') or 'null'))
-  return (options or {}).get('_sample_rate')
+
+def statistics_differences(expected_uri: str, actual_uri: str) -> List[str]:
+  """What differs between two ExampleStatistics artifacts, a line per split and feature
+  (none: the same). Every field must be equal but the means and standard deviations,
+  whose sums, added in another order, may differ in their last digits: those are held
+  to a relative _SUM_TOLERANCE."""
+  expected, actual = statistics_protos(expected_uri), statistics_protos(actual_uri)
+  if set(expected) != set(actual):
+    return [f'splits {sorted(expected)} != {sorted(actual)}']
+  found = []
+  for split, proto in expected.items():
+    want, got = proto.datasets[0], actual[split].datasets[0]
+    want_header, got_header = type(want)(), type(got)()
+    want_header.CopyFrom(want)
+    got_header.CopyFrom(got)
+    want_header.ClearField('features')
+    got_header.ClearField('features')
+    if want_header != got_header:
+      found.append(f'{split}: {want_header} != {got_header}')
+    want_features = {'.'.join(f.path.step): f for f in want.features}
+    got_features = {'.'.join(f.path.step): f for f in got.features}
+    if set(want_features) != set(got_features):
+      found.append(f'{split}: features {sorted(want_features)} != {sorted(got_features)}')
+      continue
+    for name, feature in want_features.items():
+      other = type(feature)()
+      other.CopyFrom(got_features[name])
+      if feature.HasField('num_stats'):
+        for field in ('mean', 'std_dev'):
+          a, b = getattr(feature.num_stats, field), getattr(other.num_stats, field)
+          if not math.isclose(a, b, rel_tol=_SUM_TOLERANCE, abs_tol=_SUM_TOLERANCE):
+            found.append(f'{split}: {name}: {field} {a!r} != {b!r}')
+          setattr(other.num_stats, field, a)
+      if feature != other:
+        found.append(f'{split}: {name}: {feature} != {other}')
+  return found
 
 
 def summarize_statistics(protos: Dict[str, statistics_pb2.DatasetFeatureStatisticsList]

@@ -6,9 +6,9 @@ graph by construction.
 """
 
 import json
+import os
 from typing import Dict, List, Optional
 
-import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx import v1 as tfx
@@ -23,6 +23,7 @@ from pipeline import spans
 from pipeline import vertex as vertex_lib
 from pipeline.components import columnar_examples_gen
 from pipeline.components import span_window as span_window_lib
+from pipeline.components import statistics_gen as statistics_gen_lib
 from pipeline.components.csv_example_gen import component as csv_example_gen
 from pipeline.components.evaluator import component as evaluator_component
 from pipeline.components.pusher import executor as pusher_executor
@@ -55,6 +56,12 @@ def vertex_parameter_values(config: config_lib.RunConfig) -> Dict[str, str]:
   if not spans.has_spans(config.paths.input):
     return {}
   return {SPAN_PARAMETER: span_parameter_value(config.paths.span)}
+
+
+def local_beam_args(config: config_lib.RunConfig) -> List[str]:
+  """Beam's flags for a run on this machine."""
+  return config.beam.pipeline_args(
+      setup_file=os.path.join(fingerprint.PROJECT_DIR, 'setup.py'))
 
 
 def _example_gen(config: config_lib.RunConfig, code_fingerprint: str,
@@ -115,7 +122,7 @@ def create_span_reader(config: config_lib.RunConfig, metadata_connection_config,
       pipeline_root=pipeline_root or config.paths.pipeline_root,
       components=[example_gen, history_resolver, span_window],
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=config.beam.pipeline_args())
+      beam_pipeline_args=local_beam_args(config))
 
 
 def eval_config(config: config_lib.RunConfig, code_fingerprint: str = '') -> tfma.EvalConfig:
@@ -192,10 +199,10 @@ def create_pipeline(
   # Every component that runs project code gets it: an edit of that code reruns them.
   code_fingerprint = fingerprint.code_fingerprint()
   example_gen = _example_gen(config, code_fingerprint, on_vertex)
-  sample_rate = config.statistics.sample_rate
-  statistics_gen = tfx.components.StatisticsGen(
+  statistics_gen = statistics_gen_lib.StatisticsGen(
       examples=example_gen.outputs['examples'],
-      stats_options=tfdv.StatsOptions(sample_rate=sample_rate) if sample_rate else None)
+      sample_rate=config.statistics.sample_rate or 1.0,
+      code_fingerprint=code_fingerprint)
   if config.paths.schema_file:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.paths.schema_file)
   else:
@@ -332,4 +339,4 @@ def create_pipeline(
       beam_pipeline_args=(
           beam_pipeline_args if beam_pipeline_args is not None
           else vertex_lib.beam_pipeline_args(config) if on_vertex
-          else config.beam.pipeline_args()))
+          else local_beam_args(config)))

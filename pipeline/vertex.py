@@ -179,7 +179,7 @@ def beam_pipeline_args(config: config_lib.RunConfig) -> List[str]:
   vertex = config.vertex
   dataflow = vertex.dataflow
   if dataflow is None:
-    return config.beam.pipeline_args()
+    return config.beam.pipeline_args(setup_file=in_image(os.path.join(_PROJECT_DIR, 'setup.py')))
   args = [
       '--runner=DataflowRunner',
       f'--project={vertex.project}',

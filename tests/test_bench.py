@@ -145,3 +145,9 @@ def test_example_gen_peer(tmp_path):
   results, printed = _smoke(tmp_path, 'example_gen')
   assert results['split_counts']['tfx'] == results['split_counts']['project']
   assert results['project_over_tfx'] > 0 and 'project / tfx rows per second' in printed
+
+
+def test_statistics_gen_peer(tmp_path):
+  results, printed = _smoke(tmp_path, 'statistics_gen')
+  assert results['differences'] == []
+  assert results['project_over_tfx'] > 0 and 'statistics: the same' in printed

@@ -56,8 +56,8 @@ def test_sample_config_is_typed():
   assert config.paths.input == os.path.join(PROJECT_DIR, 'data', 'sample', '*.csv')
   assert config.paths.metadata_path == os.path.join(
       PROJECT_DIR, 'outputs', 'movielens-sample', 'metadata.sqlite')
-  assert config.beam.pipeline_args() == ['--direct_running_mode=in_memory',
-                                         '--direct_num_workers=1']
+  assert config.beam.pipeline_args(setup_file='/p/setup.py') == [
+      '--direct_running_mode=in_memory', '--direct_num_workers=1', '--setup_file=/p/setup.py']
 
 
 def test_large_scale_config_has_the_seed_sizes():

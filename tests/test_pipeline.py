@@ -94,7 +94,8 @@ def test_statistics_read_every_row_unless_a_sample_rate_is_set():
     pipeline = graph.create_pipeline(config, pipeline_root='/tmp/unused')
     return next(c for c in pipeline.components if c.id == 'StatisticsGen')
 
-  assert statistics_gen([]).exec_properties['stats_options_json'] is None
+  assert statistics_gen([]).exec_properties['sample_rate'] == 1.0
+  assert artifact_contents.statistics_sample_rate(statistics_gen([]).exec_properties) is None
   sampled = statistics_gen(['statistics.sample_rate=0.05']).exec_properties
   # What the report and the run's progress line read back from ML Metadata.
   assert artifact_contents.statistics_sample_rate(sampled) == 0.05

@@ -86,16 +86,27 @@ def available_memory() -> int:
   return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
+# The Trainer's peak memory for its tables, over the tables and their slots: the tables
+# are held through training, the export (restored beside the trained model) and
+# metrics.json's recall. Measured: configs/large_scale.yaml at 25M rows (3.8 GB of
+# tables and Adagrad slots) peaked at 19.0 GiB, the same rows with small tables at
+# 6.1 GiB: 13.9 GB more, 3.6 times the tables and slots (bench/README.md, "25M rows").
+TRAINER_PEAK_OVER_TABLES = 3.6
+
+
 def check_memory(config: config_lib.RunConfig, memory_bytes: int) -> None:
-  """The tables and their slots fit in this machine's free memory."""
-  needed = table_bytes(config.model_inputs, config.training.optimizer,
-                       bool(config.training.losses.retrieval))
+  """The Trainer's peak for the tables and their slots fits in this machine's free
+  memory (the rows' own share, a few GB at 25M rows, is not counted)."""
+  tables_and_slots = table_bytes(config.model_inputs, config.training.optimizer,
+                                 bool(config.training.losses.retrieval))
+  needed = tables_and_slots * TRAINER_PEAK_OVER_TABLES
   if needed > memory_bytes:
     tables = known_table_values(config.model_inputs)
     largest = max(tables, key=tables.get)
     raise config_lib.ConfigError(
         config.source, 'features',
-        f'the embedding tables and their {config.training.optimizer} slots need '
-        f'{needed / GB:.1f} GB, more than the {memory_bytes / GB:.1f} GB free on this '
-        f'machine; lower vocab_size or embedding_dim (largest: features.{largest}), '
-        'or train on a TPU (vertex_runner.py)')
+        f'the embedding tables and their {config.training.optimizer} slots '
+        f'({tables_and_slots / GB:.1f} GB) take {needed / GB:.1f} GB at the Trainer\'s '
+        f'peak, more than the {memory_bytes / GB:.1f} GB '
+        f'free on this machine; lower vocab_size or embedding_dim (largest: '
+        f'features.{largest}), or train on a TPU (vertex_runner.py)')

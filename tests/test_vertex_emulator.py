@@ -262,9 +262,9 @@ def test_paths_map_to_the_folder_and_dataflow_to_the_direct_runner(tmp_path):
                               'image': 'us-docker.pkg.dev/p/ranker/pipeline:1.0'}
   args, dropped = run_lib.direct_runner(['--executor_class_path', 'x', '--runner=DataflowRunner',
                                          '--project=p', '--temp_location=gs://t',
-                                         '--direct_num_workers=2'])
+                                         '--direct_num_workers=2'], '/image/setup.py')
   assert args == ['--executor_class_path', 'x', '--runner=DirectRunner',
-                  '--direct_num_workers=2']
+                  '--setup_file=/image/setup.py', '--direct_num_workers=2']
   assert dropped == ['--project', '--temp_location']
 
 

@@ -47,15 +47,19 @@ class Places:
     return text.replace('gs://', self.gcs + '/')
 
 
-def direct_runner(args: List[str]) -> Tuple[List[str], List[str]]:
-  """(the args with Dataflow replaced by the DirectRunner, the options dropped)."""
+def direct_runner(args: List[str], setup_file: str) -> Tuple[List[str], List[str]]:
+  """(the args with Dataflow replaced by the DirectRunner, the options dropped).
+
+  In place of Dataflow's worker image, the image's setup.py: as in local runs, it keeps
+  TFX's Beam components from packaging TFX for workers that import what is installed.
+  """
   if '--runner=DataflowRunner' not in args:
     return args, []
   kept, dropped = [], []
   for arg in args:
     flag = arg.split('=', 1)[0]
     if arg == '--runner=DataflowRunner':
-      kept.append('--runner=DirectRunner')
+      kept += ['--runner=DirectRunner', f'--setup_file={setup_file}']
     elif flag in _DATAFLOW_ONLY:
       dropped.append(flag)
     else:
@@ -259,7 +263,8 @@ class Emulator:
         raise spec_lib.SpecError(task.name, f'placeholder {arg} is not one the emulator '
                                  'fills ({{$}} only)')
       args.append(self.places.local(arg))
-    args, dropped = direct_runner(args)
+    args, dropped = direct_runner(
+        args, os.path.join(self.places.image.local_workdir, 'setup.py'))
     if dropped:
       self.say(f'  (Dataflow stands aside: the Beam steps run on the DirectRunner, without '
                f'{" ".join(sorted(set(dropped)))})', once=True)

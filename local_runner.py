@@ -18,7 +18,9 @@ import atexit
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import List, Optional, TextIO, Tuple
 
@@ -88,6 +90,41 @@ class Interrupted(Exception):
   """Ctrl-C during a run; the message says during which component."""
 
 
+@contextlib.contextmanager
+def ctrl_c_until_handled():
+  """Ctrl-C raises KeyboardInterrupt in the main thread wherever it is; but code the
+  components run sometimes catches every exception (bare `except:` clauses in dill,
+  which pickles a Beam job while it is built), which swallows it and lets the run go on.
+  After a Ctrl-C, it is raised again every half second until it leaves this block."""
+  handled = threading.Event()
+  repeater = None
+  main_thread = threading.main_thread().ident
+
+  def repeat():
+    # A signal to the main thread itself, which also ends a system call it waits in.
+    while not handled.wait(0.5):
+      signal.pthread_kill(main_thread, signal.SIGINT)
+
+  def on_ctrl_c(signum, frame):
+    del signum, frame
+    nonlocal repeater
+    if handled.is_set():
+      return
+    if repeater is None:
+      repeater = threading.Thread(target=repeat, daemon=True)
+      repeater.start()
+    raise KeyboardInterrupt
+
+  previous = signal.signal(signal.SIGINT, on_ctrl_c)
+  try:
+    yield
+  finally:
+    handled.set()
+    if repeater is not None:
+      repeater.join()  # its last interrupt, if any, meets `handled` here, not later
+    signal.signal(signal.SIGINT, previous)
+
+
 def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bool,
                       console: TextIO) -> Optional[Tuple[str, List[str]]]:
   """Runs the pipeline with a line per component on `console`; returns None when it
@@ -103,7 +140,8 @@ def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bo
   progress = run_console.RunProgress(console, open_store)
   logging.getLogger().addHandler(progress)
   try:
-    run(config, enable_cache=enable_cache, connection=connection)
+    with ctrl_c_until_handled():
+      run(config, enable_cache=enable_cache, connection=connection)
   except KeyboardInterrupt:
     logging.exception('Interrupted')  # where it was, into the log
     raise Interrupted(progress.interrupted()) from None

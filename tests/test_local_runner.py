@@ -229,6 +229,26 @@ def test_ctrl_c_is_one_line_exit_130_and_the_execution_shows_interrupted(tmp_pat
   assert re.search(r'^StatisticsGen +\d+ +INTERRUPTED', runs.stdout, re.MULTILINE), runs.stdout
 
 
+def test_a_ctrl_c_swallowed_by_a_bare_except_is_raised_again():
+  # Beam builds its jobs with dill, whose bare `except:` clauses can swallow a Ctrl-C.
+  def work_that_swallows_one():
+    try:
+      time.sleep(2)
+    except:  # pylint: disable=bare-except
+      swallowed.append(True)
+    time.sleep(10)
+
+  swallowed = []
+  import threading  # pylint: disable=g-import-not-at-top
+  threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+  started = time.monotonic()
+  with pytest.raises(KeyboardInterrupt):
+    with local_runner.ctrl_c_until_handled():
+      work_that_swallows_one()
+  assert swallowed and time.monotonic() - started < 2
+  assert signal.getsignal(signal.SIGINT) is not None
+
+
 def _bad_cell_on_line_3002(data):
   with open(os.path.join(PROJECT_DIR, 'data', 'sample', 'ratings.csv')) as f:
     lines = f.read().splitlines()

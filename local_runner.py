@@ -95,7 +95,12 @@ def ctrl_c_until_handled():
   """Ctrl-C raises KeyboardInterrupt in the main thread wherever it is; but code the
   components run sometimes catches every exception (bare `except:` clauses in dill,
   which pickles a Beam job while it is built), which swallows it and lets the run go on.
-  After a Ctrl-C, it is raised again every half second until it leaves this block."""
+  After a Ctrl-C, it is raised again every half second until it leaves this block.
+
+  Yields: an Event set once Ctrl-C was pressed (Beam re-raises a KeyboardInterrupt from
+  a transform as a RuntimeError: the run was interrupted all the same).
+  """
+  pressed = threading.Event()
   handled = threading.Event()
   repeater = None
   main_thread = threading.main_thread().ident
@@ -110,6 +115,7 @@ def ctrl_c_until_handled():
     nonlocal repeater
     if handled.is_set():
       return
+    pressed.set()
     if repeater is None:
       repeater = threading.Thread(target=repeat, daemon=True)
       repeater.start()
@@ -117,7 +123,7 @@ def ctrl_c_until_handled():
 
   previous = signal.signal(signal.SIGINT, on_ctrl_c)
   try:
-    yield
+    yield pressed
   finally:
     handled.set()
     if repeater is not None:
@@ -139,13 +145,17 @@ def run_with_progress(config: config_lib.RunConfig, connection, enable_cache: bo
 
   progress = run_console.RunProgress(console, open_store)
   logging.getLogger().addHandler(progress)
+  ctrl_c = threading.Event()
   try:
-    with ctrl_c_until_handled():
+    with ctrl_c_until_handled() as ctrl_c:
       run(config, enable_cache=enable_cache, connection=connection)
   except KeyboardInterrupt:
     logging.exception('Interrupted')  # where it was, into the log
     raise Interrupted(progress.interrupted()) from None
   except Exception as e:  # pylint: disable=broad-except
+    if ctrl_c.is_set():
+      logging.exception('Interrupted')
+      raise Interrupted(progress.interrupted()) from None
     logging.exception('The pipeline failed')  # the whole traceback, into the log
     where = progress.failed() or 'the pipeline failed'
     cause = _innermost(e)

@@ -211,8 +211,11 @@ def test_ctrl_c_is_one_line_exit_130_and_the_execution_shows_interrupted(tmp_pat
                             stderr=subprocess.PIPE, text=True)
   try:
     for line in runner.stdout:
-      if line.startswith('  StatisticsGen') and line.rstrip().endswith('...'):
-        time.sleep(1)  # its execution registered in ML Metadata, its Beam job going
+      # The Trainer: its execution registered in ML Metadata, its training going. (A
+      # Ctrl-C inside a Beam transform reaches TFX as Beam's RuntimeError: the console
+      # says interrupted, ML Metadata records the execution FAILED.)
+      if line.startswith('  Trainer') and line.rstrip().endswith('...'):
+        time.sleep(1)
         runner.send_signal(signal.SIGINT)
         break
     _, stderr = runner.communicate(timeout=120)
@@ -220,13 +223,13 @@ def test_ctrl_c_is_one_line_exit_130_and_the_execution_shows_interrupted(tmp_pat
     runner.kill()
   assert runner.returncode == 130
   error, = stderr.splitlines()
-  assert re.fullmatch(r'local_runner\.py: interrupted during StatisticsGen after \d+\.\ds; '
+  assert re.fullmatch(r'local_runner\.py: interrupted during Trainer after \d+\.\ds; '
                       r'the next run resumes from the cached components \(full log: .*\)',
                       error), error
   assert not (output_root / 'serving').exists()
   runs = console.run('runs', '--store', str(output_root / 'metadata.sqlite'),
                      module='inspection')
-  assert re.search(r'^StatisticsGen +\d+ +INTERRUPTED', runs.stdout, re.MULTILINE), runs.stdout
+  assert re.search(r'^Trainer +\d+ +INTERRUPTED', runs.stdout, re.MULTILINE), runs.stdout
 
 
 def test_a_ctrl_c_swallowed_by_a_bare_except_is_raised_again():

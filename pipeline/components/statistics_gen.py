@@ -37,10 +37,11 @@ def split_files(examples_uri: str, split: str) -> List[str]:
   return sorted(tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
 
 
-def read_record_batches(path: str, batch_records: int = BATCH_RECORDS
-                        ) -> Iterator[pa.RecordBatch]:
+def read_record_batches(path: str, sample_rate: float = 1.0,
+                        batch_records: int = BATCH_RECORDS) -> Iterator[pa.RecordBatch]:
   """A file of serialized tf.Examples (gzipped when its name ends in .gz, as
-  ExampleGen writes them) as Arrow record batches, each feature a list column."""
+  ExampleGen writes them) as Arrow record batches, each feature a list column; with a
+  `sample_rate` below 1, each batch is kept with that probability, as TFDV samples."""
   decoder = example_coder.ExamplesToRecordBatchDecoder()
   records = tf.data.TFRecordDataset(
       path, compression_type='GZIP' if path.endswith('.gz') else '',
@@ -48,16 +49,16 @@ def read_record_batches(path: str, batch_records: int = BATCH_RECORDS
   # Prefetch: the next batch is read and inflated while this one is decoded. (Iterating
   # the tensors is a third faster than as_numpy_iterator.)
   for batch in records.batch(batch_records).prefetch(1):
-    yield decoder.DecodeBatch(list(batch.numpy()))
+    # Drawn before decoding: a batch left out costs no decoding.
+    if sample_rate >= 1 or random.random() <= sample_rate:
+      yield decoder.DecodeBatch(list(batch.numpy()))
 
 
 def _read_split_file(split_and_path: Tuple[str, str], sample_rate: float
                      ) -> Iterator[Tuple[str, pa.RecordBatch]]:
   split, path = split_and_path
-  for batch in read_record_batches(path):
-    # As TFDV samples: a whole batch at a time.
-    if sample_rate >= 1 or random.random() <= sample_rate:
-      yield split, batch
+  for batch in read_record_batches(path, sample_rate):
+    yield split, batch
 
 
 def _write_splits(merged: statistics_pb2.DatasetFeatureStatisticsList,
